@@ -1,0 +1,128 @@
+"""Campaign definitions (marketer-edited YAML) → `raw.campaigns`.
+
+A campaigns file is configuration, not a stream: each load replaces the rows that came from the same
+file, so editing a campaign and rerunning updates it. An entry that does not validate is quarantined
+with a reason naming the file, the entry and the field; the other entries still load.
+
+Schema of one entry (all required unless marked):
+    id: snake_case id, unique across files      channel: email | push | sms | whatsapp
+    name: display name                           segment: the segment it targets
+    goal_event: event that counts as conversion  goal_filter: (optional) {property, op, value}
+    conversion_window_days: positive integer     control_group_pct: 0 to 90
+    start, end: dates (YYYY-MM-DD), start <= end
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+CHANNELS = ("email", "push", "sms", "whatsapp")
+FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class CampaignError(ValueError):
+    pass
+
+
+def _require(entry: dict[str, Any], field: str, where: str) -> Any:
+    if entry.get(field) in (None, ""):
+        raise CampaignError(f"{where}: field '{field}' is required")
+    return entry[field]
+
+
+def _as_date(value: Any, field: str, where: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise CampaignError(f"{where}: field '{field}' must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def validate_entry(entry: Any, where: str) -> dict[str, Any]:
+    """One campaign entry → a row for raw.campaigns, or CampaignError naming the field at fault."""
+    if not isinstance(entry, dict):
+        raise CampaignError(f"{where}: each campaign must be a mapping, got {type(entry).__name__}")
+    campaign_id = str(_require(entry, "id", where))
+    where = f"{where} (id {campaign_id})"
+    if not ID_PATTERN.match(campaign_id):
+        raise CampaignError(f"{where}: field 'id' must be snake_case (a-z, 0-9, _), got {campaign_id!r}")
+    channel = _require(entry, "channel", where)
+    if channel not in CHANNELS:
+        raise CampaignError(f"{where}: field 'channel' must be one of {', '.join(CHANNELS)}, got {channel!r}")
+    window = _require(entry, "conversion_window_days", where)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        raise CampaignError(f"{where}: field 'conversion_window_days' must be a positive integer, got {window!r}")
+    control = entry.get("control_group_pct", 0)
+    if not isinstance(control, int | float) or isinstance(control, bool) or not 0 <= control <= 90:
+        raise CampaignError(f"{where}: field 'control_group_pct' must be a number from 0 to 90, got {control!r}")
+    goal_filter = entry.get("goal_filter")
+    if goal_filter is not None:
+        if not isinstance(goal_filter, dict) or set(goal_filter) != {"property", "op", "value"}:
+            raise CampaignError(f"{where}: field 'goal_filter' must be {{property, op, value}}, got {goal_filter!r}")
+        if goal_filter["op"] not in FILTER_OPS:
+            raise CampaignError(
+                f"{where}: field 'goal_filter.op' must be one of {', '.join(FILTER_OPS)}, got {goal_filter['op']!r}"
+            )
+    start = _as_date(_require(entry, "start", where), "start", where)
+    end = _as_date(_require(entry, "end", where), "end", where)
+    if end < start:
+        raise CampaignError(f"{where}: field 'end' ({end}) is before 'start' ({start})")
+    return {
+        "campaign_id": campaign_id,
+        "campaign_name": str(_require(entry, "name", where)),
+        "channel": channel,
+        "segment": str(_require(entry, "segment", where)),
+        "goal_event": str(_require(entry, "goal_event", where)),
+        "goal_filter": json.dumps(goal_filter) if goal_filter is not None else None,
+        "conversion_window_days": window,
+        "control_group_pct": float(control),
+        "start_date": start,
+        "end_date": end,
+    }
+
+
+def load_campaign_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, loaded_at: datetime) -> int:
+    """Replace this file's campaigns; invalid entries go to the quarantine. Returns campaigns loaded."""
+    rows: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str, str]] = []
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        document, rejected = None, [(1, f"invalid_yaml: {source_file}: {exc}", "")]
+    if document is not None and not (isinstance(document, dict) and isinstance(document.get("campaigns"), list)):
+        rejected = [(1, f"invalid_campaigns_file: {source_file} must hold 'campaigns:' with a list of entries", "")]
+    elif document is not None:
+        for position, entry in enumerate(document["campaigns"], start=1):
+            try:
+                rows.append(validate_entry(entry, f"{source_file}, campaign #{position}"))
+            except CampaignError as exc:
+                rejected.append((position, f"invalid_campaign: {exc}", json.dumps(entry, default=str)))
+
+    con.execute("begin transaction")
+    try:
+        con.execute("delete from raw.campaigns where source_file = ?", [source_file]).fetchall()
+        con.execute("delete from main.quarantine_events where source_file = ?", [source_file]).fetchall()
+        for row in rows:
+            con.execute(
+                "insert into raw.campaigns values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [*row.values(), source_file, loaded_at],
+            ).fetchall()
+        for position, reason, raw_text in rejected:
+            con.execute(
+                "insert into main.quarantine_events values (?, ?, 'campaign', ?, ?, ?)",
+                [source_file, position, reason, raw_text, loaded_at],
+            ).fetchall()
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return len(rows)

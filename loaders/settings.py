@@ -1,0 +1,47 @@
+"""Where Rekindle reads and writes, from the public environment variables in DESIGN.md.
+
+Read at call time, never at import time, so a DAG file that imports this module stays cheap and a
+test can point a run at its own folders by setting the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing: str
+    warehouse: Path
+    target: str
+    out: Path
+
+    @property
+    def exports(self) -> Path:
+        return self.out / "exports"
+
+    @property
+    def outbox(self) -> Path:
+        return self.out / "outbox"
+
+
+def _project_path(value: str) -> Path:
+    """Relative paths are relative to the project root, so Airflow tasks (which run elsewhere) agree."""
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_settings() -> Settings:
+    landing = os.environ.get("REKINDLE_LANDING", "data/landing")
+    if not landing.startswith("s3://"):
+        landing = str(_project_path(landing))
+    return Settings(
+        landing=landing,
+        warehouse=_project_path(os.environ.get("REKINDLE_WAREHOUSE", "warehouse/rekindle.duckdb")),
+        target=os.environ.get("REKINDLE_TARGET", "duckdb"),
+        out=_project_path(os.environ.get("REKINDLE_OUT", "out")),
+    )

@@ -1,0 +1,73 @@
+with
+
+events as (
+
+    select * from {{ ref('int_events__resolved') }}
+
+),
+
+profiles as (
+
+    select * from {{ ref('int_users__latest_profile') }}
+
+),
+
+activity as (
+
+    select
+        user_id,
+        min(event_at) as first_seen_at,
+        max(event_at) as last_seen_at,
+        min(case when identity is not null then event_at end) as first_identified_event_at,
+        count(*) as event_count,
+        count(distinct case when event_name = 'Charged' then coalesce(charged_id, event_key) end) as order_count,
+        coalesce(sum(case when event_name = 'Charged' then amount end), 0) as revenue
+    from events
+    group by user_id
+
+),
+
+users as (
+
+    select user_id from activity
+    union
+    select user_id from profiles
+
+),
+
+final as (
+
+    select
+        users.user_id,
+        users.user_id not like 'anon:%' as is_identified,
+        profiles.name,
+        profiles.email,
+        profiles.phone,
+        profiles.gender,
+        profiles.date_of_birth,
+        profiles.city,
+        -- Rekindle asks for explicit consent: no MSG-* flag means no consent (see the YAML docs).
+        coalesce(profiles.msg_email, false) and profiles.email is not null as can_email,
+        coalesce(profiles.msg_sms, false) and profiles.phone is not null as can_sms,
+        coalesce(profiles.msg_push, false) as can_push,
+        coalesce(profiles.msg_whatsapp, false) and profiles.phone is not null as can_whatsapp,
+        least(
+            coalesce(activity.first_seen_at, profiles.first_profile_at),
+            coalesce(profiles.first_profile_at, activity.first_seen_at)
+        ) as first_seen_at,
+        activity.last_seen_at,
+        case when users.user_id not like 'anon:%' then least(
+            coalesce(activity.first_identified_event_at, profiles.first_profile_at),
+            coalesce(profiles.first_profile_at, activity.first_identified_event_at)
+        ) end as identified_at,
+        coalesce(activity.event_count, 0) as event_count,
+        coalesce(activity.order_count, 0) as order_count,
+        coalesce(activity.revenue, 0) as revenue,
+        case when activity.order_count > 0 then activity.revenue / activity.order_count end as average_order_value
+    from users
+    left join activity on users.user_id = activity.user_id
+    left join profiles on users.user_id = profiles.user_id
+
+)
+
+select * from final

@@ -1,0 +1,32 @@
+with
+
+source as (
+
+    select * from {{ source('clevertap', 'events') }}
+
+),
+
+renamed as (
+
+    select
+        event_key,
+        event_id,
+        event_name,
+        event_ts as event_at,
+        {{ clean_identifier('identity') }} as identity,
+        {{ clean_identifier('object_id') }} as device_id,
+        evt_data as properties,
+        case
+            when event_name = 'Charged'
+                then cast({{ json_text('evt_data', "'Amount'") }} as {{ dbt.type_float() }})
+        end as amount,
+        case when event_name = 'Charged' then {{ json_text('evt_data', "'Charged ID'") }} end as charged_id,
+        {{ json_text('evt_data', "'Campaign id'") }} as campaign_id,
+        {{ json_text('evt_data', "'Campaign type'") }} as campaign_type,
+        loaded_at
+
+    from source
+
+)
+
+select * from renamed

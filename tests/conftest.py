@@ -1,0 +1,55 @@
+"""Shared fixtures: a small generated landing zone, and a warehouse built from it by the real stages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from loaders.generate import generate
+from loaders.load import load_landing
+
+PROJECT = Path(__file__).resolve().parent.parent
+DBT = str(Path(sys.executable).with_name("dbt"))
+SMALL_END = date(2026, 10, 31)
+SMALL_AS_OF = datetime(2026, 11, 1)
+
+
+def run_dbt(
+    warehouse: Path, *args: str, as_of: datetime | None = SMALL_AS_OF, tmp: Path
+) -> subprocess.CompletedProcess:
+    """Run the real dbt CLI against a DuckDB file; fail the test with dbt's output when it fails."""
+    env = {
+        **os.environ,
+        "REKINDLE_WAREHOUSE": str(warehouse),
+        "REKINDLE_TARGET": "duckdb",
+        "DBT_PROFILES_DIR": str(PROJECT / "dbt_project"),
+        "DO_NOT_TRACK": "1",
+    }
+    command = [DBT, *args, "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")]
+    if as_of is not None:
+        command += ["--vars", f"{{rekindle_as_of: '{as_of.isoformat()}'}}"]
+    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    return done
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory) -> Path:
+    landing = tmp_path_factory.mktemp("landing")
+    generate(landing, users=400, days=14, seed=7, end=SMALL_END)
+    return landing
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory, small_landing) -> Path:
+    """Load + dbt build of the small landing zone, shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("built")
+    warehouse = tmp / "rekindle.duckdb"
+    load_landing(str(small_landing), warehouse, (datetime(2026, 10, 31), SMALL_AS_OF))
+    run_dbt(warehouse, "build", tmp=tmp)
+    return warehouse
