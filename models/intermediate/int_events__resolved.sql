@@ -8,7 +8,8 @@ events as (
 
 record_users as (
 
-    select * from {{ ref('int_identity__record_users') }} where record_kind = 'event'
+    select * from {{ ref('int_identity__record_users') }}
+    where record_kind = 'event'
 
 ),
 

@@ -5,7 +5,10 @@ with
 
 events as (
 
-    select device_id, identity, event_at as seen_at
+    select
+        device_id,
+        identity,
+        event_at as seen_at
     from {{ ref('stg_clevertap__events') }}
     where identity is not null and device_id is not null and event_at <= {{ rekindle_as_of() }}
 
@@ -13,7 +16,10 @@ events as (
 
 profiles as (
 
-    select device_id, identity, updated_at as seen_at
+    select
+        device_id,
+        identity,
+        updated_at as seen_at
     from {{ ref('stg_clevertap__profiles') }}
     where identity is not null and device_id is not null and updated_at <= {{ rekindle_as_of() }}
 

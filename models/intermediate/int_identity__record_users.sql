@@ -4,11 +4,21 @@ with
 
 records as (
 
-    select event_key as record_key, 'event' as record_kind, identity, device_id, event_at as record_at
+    select
+        event_key as record_key,
+        'event' as record_kind,
+        identity,
+        device_id,
+        event_at as record_at
     from {{ ref('stg_clevertap__events') }}
     where event_at <= {{ rekindle_as_of() }}
     union all
-    select profile_key, 'profile', identity, device_id, updated_at
+    select
+        profile_key as record_key,
+        'profile' as record_kind,
+        identity,
+        device_id,
+        updated_at as record_at
     from {{ ref('stg_clevertap__profiles') }}
     where updated_at <= {{ rekindle_as_of() }}
 
@@ -30,14 +40,18 @@ latest_login_before as (
         ) as recency
     from records
     inner join switches
-        on records.device_id = switches.device_id and switches.switched_at <= records.record_at
+        on records.device_id = switches.device_id and records.record_at >= switches.switched_at
     where records.identity is null
 
 ),
 
 first_login as (
 
-    select device_id, identity from switches where switch_number = 1
+    select
+        device_id,
+        identity
+    from switches
+    where switch_number = 1
 
 ),
 

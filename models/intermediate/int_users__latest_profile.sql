@@ -10,13 +10,16 @@ profiles as (
 
 record_users as (
 
-    select * from {{ ref('int_identity__record_users') }} where record_kind = 'profile'
+    select * from {{ ref('int_identity__record_users') }}
+    where record_kind = 'profile'
 
 ),
 
 resolved as (
 
-    select record_users.user_id, profiles.*
+    select
+        record_users.user_id,
+        profiles.*
     from profiles
     inner join record_users on profiles.profile_key = record_users.record_key
 
@@ -28,7 +31,7 @@ latest as (
         user_id,
         {%- for field in ['name', 'email', 'phone', 'gender', 'date_of_birth', 'city',
                           'msg_email', 'msg_sms', 'msg_push', 'msg_whatsapp'] %}
-        {{ latest_non_null(field, 'user_id', 'updated_at desc, profile_key desc') }} as {{ field }},
+            {{ latest_non_null(field, 'user_id', 'updated_at desc, profile_key desc') }} as {{ field }},
         {%- endfor %}
         min(updated_at) over (partition by user_id) as first_profile_at,
         max(updated_at) over (partition by user_id) as last_profile_at

@@ -34,7 +34,8 @@ messages as (
         min(case when event_name = 'Notification Viewed' then event_at end) as viewed_at,
         min(case when event_name = 'Notification Clicked' then event_at end) as clicked_at
     from events
-    where event_name in ('Notification Sent', 'Notification Viewed', 'Notification Clicked')
+    where
+        event_name in ('Notification Sent', 'Notification Viewed', 'Notification Clicked')
         and campaign_id is not null
     group by campaign_id, user_id
 
@@ -49,8 +50,9 @@ qualified as (
             as is_control
     from campaigns
     inner join users
-        on users.is_identified
-        and users.identified_at < cast(campaigns.start_date as timestamp)
+        on
+            users.is_identified
+            and users.identified_at < cast(campaigns.start_date as timestamp)
     where campaigns.segment_name = 'all_users'
 
 ),
@@ -64,9 +66,10 @@ goal_events as (
         coalesce(events.amount, 0) as amount
     from events
     inner join campaigns
-        on events.event_name = campaigns.goal_event
-        and events.event_at >= cast(campaigns.start_date as timestamp)
-        and {{ matches_goal_filter('events.properties', 'campaigns') }}
+        on
+            events.event_name = campaigns.goal_event
+            and events.event_at >= cast(campaigns.start_date as timestamp)
+            and {{ matches_goal_filter('events.properties', 'campaigns') }}
 
 ),
 
@@ -81,10 +84,11 @@ message_conversions as (
     from messages
     inner join campaigns on messages.campaign_id = campaigns.campaign_id
     inner join goal_events
-        on messages.campaign_id = goal_events.campaign_id
-        and messages.user_id = goal_events.user_id
-        and goal_events.event_at > messages.sent_at
-        and goal_events.event_at <= {{ dbt.dateadd('day', 'campaigns.conversion_window_days', 'messages.sent_at') }}
+        on
+            messages.campaign_id = goal_events.campaign_id
+            and messages.user_id = goal_events.user_id
+            and messages.sent_at < goal_events.event_at
+            and goal_events.event_at <= {{ dbt.dateadd('day', 'campaigns.conversion_window_days', 'messages.sent_at') }}
     group by messages.campaign_id, messages.user_id
 
 ),
@@ -100,9 +104,10 @@ qualified_conversions as (
     from qualified
     inner join campaigns on qualified.campaign_id = campaigns.campaign_id
     left join goal_events
-        on qualified.campaign_id = goal_events.campaign_id
-        and qualified.user_id = goal_events.user_id
-        and goal_events.event_at <= {{ dbt.dateadd(
+        on
+            qualified.campaign_id = goal_events.campaign_id
+            and qualified.user_id = goal_events.user_id
+            and goal_events.event_at <= {{ dbt.dateadd(
             'day', 'campaigns.conversion_window_days', 'cast(campaigns.start_date as timestamp)') }}
     group by qualified.campaign_id, qualified.user_id, qualified.is_control
 
@@ -119,8 +124,9 @@ delivery as (
         coalesce(sum(message_conversions.revenue), 0) as revenue
     from messages
     left join message_conversions
-        on messages.campaign_id = message_conversions.campaign_id
-        and messages.user_id = message_conversions.user_id
+        on
+            messages.campaign_id = message_conversions.campaign_id
+            and messages.user_id = message_conversions.user_id
     group by messages.campaign_id
 
 ),
@@ -157,13 +163,19 @@ final as (
         case when delivery.sent > 0 then 1.0 * delivery.converted / delivery.sent end as conversion_rate,
         coalesce(delivery.revenue, 0) as revenue,
         case when delivery.sent > 0 then delivery.revenue / delivery.sent end as revenue_per_recipient,
-        case when groups.target_users > 0
-            then 1.0 * groups.target_converted / groups.target_users end as target_conversion_rate,
-        case when groups.control_users > 0
-            then 1.0 * groups.control_converted / groups.control_users end as control_conversion_rate,
-        case when groups.control_converted > 0 and groups.target_users > 0
-            then (1.0 * groups.target_converted / groups.target_users)
-                / (1.0 * groups.control_converted / groups.control_users) - 1
+        case
+            when groups.target_users > 0
+                then 1.0 * groups.target_converted / groups.target_users
+        end as target_conversion_rate,
+        case
+            when groups.control_users > 0
+                then 1.0 * groups.control_converted / groups.control_users
+        end as control_conversion_rate,
+        case
+            when groups.control_converted > 0 and groups.target_users > 0
+                then
+                    (1.0 * groups.target_converted / groups.target_users)
+                    / (1.0 * groups.control_converted / groups.control_users) - 1
         end as conversion_lift,
         case
             when campaigns.segment_name <> 'all_users'

@@ -10,7 +10,9 @@ as_of as (
 
 recent_orders as (
 
-    select fct_events.user_id, count(*) as orders_in_window
+    select
+        fct_events.user_id,
+        count(*) as orders_in_window
     from {{ ref('fct_events') }} as fct_events
     cross join as_of
     where
