@@ -12,7 +12,7 @@ import html
 import io
 import os
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -149,8 +149,9 @@ def build_message(figures: DailyFigures, sender: str, recipients: list[str]) -> 
     message["Subject"] = f"Rekindle daily report for {figures.run_date.isoformat()}"
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    # Derived from the run, not the clock: a rerun produces the same message.
-    message["Date"] = format_datetime(datetime.combine(figures.run_date, time(6, 0), tzinfo=UTC))
+    # Derived from the run, not the clock, so a rerun produces the same message: the morning after the
+    # reported day, when a marketer would read it.
+    message["Date"] = format_datetime(datetime.combine(figures.run_date + timedelta(days=1), time(6, 0), tzinfo=UTC))
     message["Message-ID"] = f"<daily-report.{figures.run_date.isoformat()}@rekindle>"
     message.set_content(render_text(figures))
     message.add_alternative(render_html(figures), subtype="html")

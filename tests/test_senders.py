@@ -61,6 +61,7 @@ def test_report_email_carries_the_warehouse_figures(built_warehouse, tmp_path):
     path = write_daily_report(built_warehouse, tmp_path / "outbox", date(2026, 10, 31))
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert message["Subject"] == "Rekindle daily report for 2026-10-31"
+    assert message["Date"] == "Sun, 01 Nov 2026 06:00:00 +0000"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
