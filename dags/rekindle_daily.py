@@ -55,16 +55,20 @@ def rekindle_daily():
     @task(pool=WAREHOUSE_POOL)
     def load_landing(data_interval_start=None, data_interval_end=None) -> dict:
         from loaders.load import load_landing as load
+        from loaders.warehouse import open_warehouse
 
         settings = load_settings()
         interval = (data_interval_start.replace(tzinfo=None), data_interval_end.replace(tzinfo=None))
-        result = load(settings.landing, settings.warehouse, interval)
-        return {
-            "files": len(result.files),
-            "events": result.total("loaded_events"),
-            "quarantined": result.total("quarantined"),
-            "changed_files": result.changed_files,
-        }
+        warehouse = open_warehouse(settings.target, settings.warehouse)
+        try:
+            result = load(settings.landing, warehouse, interval)
+        finally:
+            warehouse.close()
+        if result.failed_files:  # after loading everything else: an operator must act on these
+            raise RuntimeError("; ".join(f"{f.source_file}: {f.error}" for f in result.failed_files))
+        return {"files": len(result.files), "events": result.total("loaded_events"),
+                "quarantined": result.total("quarantined"), "late_events": result.total("late_events"),
+                "changed_files": result.changed_files}  # fmt: skip
 
     dbt_build = DbtBuildLocalOperator(
         task_id="dbt_build",

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow as pa
 import yaml
+
+from loaders.batch import QUARANTINE_SCHEMA
 
 CHANNELS = ("email", "push", "sms", "whatsapp")
 FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte")
@@ -90,8 +92,8 @@ def validate_entry(entry: Any, where: str) -> dict[str, Any]:
     }
 
 
-def load_campaign_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, loaded_at: datetime) -> int:
-    """Replace this file's campaigns; invalid entries go to the quarantine. Returns campaigns loaded."""
+def parse_campaign_file(path: Path, source_file: str) -> tuple[list[dict[str, Any]], pa.Table]:
+    """Valid campaign rows, and a quarantine table naming the entry and field of every invalid one."""
     rows: list[dict[str, Any]] = []
     rejected: list[tuple[int, str, str]] = []
     try:
@@ -106,23 +108,13 @@ def load_campaign_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: 
                 rows.append(validate_entry(entry, f"{source_file}, campaign #{position}"))
             except CampaignError as exc:
                 rejected.append((position, f"invalid_campaign: {exc}", json.dumps(entry, default=str)))
-
-    con.execute("begin transaction")
-    try:
-        con.execute("delete from raw.campaigns where source_file = ?", [source_file]).fetchall()
-        con.execute("delete from main.quarantine_events where source_file = ?", [source_file]).fetchall()
-        for row in rows:
-            con.execute(
-                "insert into raw.campaigns values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [*row.values(), source_file, loaded_at],
-            ).fetchall()
-        for position, reason, raw_text in rejected:
-            con.execute(
-                "insert into main.quarantine_events values (?, ?, 'campaign', ?, ?, ?)",
-                [source_file, position, reason, raw_text, loaded_at],
-            ).fetchall()
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return len(rows)
+    quarantine = pa.table(
+        {
+            "source_line": pa.array([r[0] for r in rejected], pa.int32()),
+            "record_type": pa.array(["campaign"] * len(rejected), pa.string()),
+            "reason": pa.array([r[1] for r in rejected], pa.string()),
+            "raw_text": pa.array([r[2] for r in rejected], pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    return rows, quarantine

@@ -1,90 +1,81 @@
-"""The landing zone: which files are there, and the records inside them with their positions.
+"""The landing zone: which files are there, and a local path to read each one from.
 
-Record files are `.jsonl`, `.jsonl.gz` (one record per line) and `.json` (CleverTap's upload
-payload `{"d": [...]}`); each record says its own `type`, so events and profiles may share a file.
-Campaign definitions are YAML under `campaigns/`.
+`REKINDLE_LANDING` is a local folder or `s3://bucket/prefix` (see `loaders/s3.py`). Inside it:
+
+    events/, profiles/, ...   CleverTap records: .jsonl, .jsonl.gz, .json ({"d": [...]}), .parquet;
+                              each record says its own `type`, so events and profiles may share a file
+    transactions/             purchase CSVs, read with a mapping from loaders/mappings/ (or the folder)
+    campaigns/                campaign definitions, .yml / .yaml
+
+Files are processed in path order, which is arrival order when files are named by date.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-RECORD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json")
+RECORD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
+TRANSACTION_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".txt.gz")
 CAMPAIGN_SUFFIXES = (".yml", ".yaml")
 
 
 @dataclass(frozen=True)
-class RawRecord:
-    line: int  # 1-based line of a .jsonl file, or 1-based position in the "d" list of a .json file
-    text: str  # the raw text, kept for the quarantine
-    value: Any = None  # the decoded JSON when it decodes
-    error: str | None = None  # why it did not decode
+class LandingFile:
+    relative_path: str  # "/"-separated, relative to the zone root
+    size: int
+
+    @property
+    def kind(self) -> str | None:
+        """records | transactions | campaigns | mapping, or None for files the loaders ignore."""
+        name, top = self.relative_path.lower(), self.relative_path.split("/", 1)[0]
+        if top == "campaigns" and name.endswith(CAMPAIGN_SUFFIXES):
+            return "campaigns"
+        if top == "transactions":
+            if name.endswith(CAMPAIGN_SUFFIXES):
+                return "mapping"
+            return "transactions" if name.endswith(TRANSACTION_SUFFIXES) else None
+        return "records" if name.endswith(RECORD_SUFFIXES) else None
 
 
-def local_root(landing: str) -> Path:
-    if landing.startswith("s3://"):
-        # S3 landing zones arrive with the ingestion issue (#3); say so instead of misreading the path.
-        raise NotImplementedError(
-            f"REKINDLE_LANDING={landing}: S3 landing zones are not supported yet; use a local folder"
+class LandingZone(Protocol):
+    def list_files(self) -> list[LandingFile]:
+        """Every file in the zone, sorted by relative path."""
+
+    def local_copy(self, file: LandingFile) -> AbstractContextManager[Path]:
+        """A local path holding the file's bytes for the duration of the with-block."""
+
+    def describe(self) -> str: ...
+
+
+class LocalLandingZone:
+    def __init__(self, root: Path) -> None:
+        if not root.is_dir():
+            raise FileNotFoundError(f"landing zone {root} does not exist or is not a folder (set REKINDLE_LANDING)")
+        self.root = root
+
+    def list_files(self) -> list[LandingFile]:
+        files = (p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return sorted(
+            (LandingFile(p.relative_to(self.root).as_posix(), p.stat().st_size) for p in files),
+            key=lambda f: f.relative_path,
         )
-    return Path(landing)
+
+    @contextmanager
+    def local_copy(self, file: LandingFile) -> Iterator[Path]:
+        yield self.root / file.relative_path
+
+    def describe(self) -> str:
+        return str(self.root)
 
 
-def list_record_files(root: Path) -> list[Path]:
-    """Every record file under the landing zone, in a stable order (path order = arrival order)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(RECORD_SUFFIXES))
+def open_landing_zone(location: str) -> LandingZone:
+    """A folder path or s3://bucket/prefix → the landing zone that reads it."""
+    if location.startswith("s3://"):
+        from loaders.s3 import S3LandingZone
 
-
-def list_campaign_files(root: Path) -> list[Path]:
-    folder = root / "campaigns"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(CAMPAIGN_SUFFIXES))
-
-
-def _decode_line(line_no: int, raw: bytes) -> RawRecord:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return RawRecord(
-            line_no, raw.decode("utf-8", "replace"), error=f"invalid_utf8: {exc.reason} at byte {exc.start}"
-        )
-    if "\x00" in text:
-        return RawRecord(line_no, text.replace("\x00", "\\u0000"), error="nul_byte: the line contains a NUL byte")
-    try:
-        return RawRecord(line_no, text, value=json.loads(text))
-    except json.JSONDecodeError as exc:
-        return RawRecord(line_no, text, error=f"invalid_json: {exc.msg} at column {exc.colno}")
-
-
-def read_records(path: Path) -> Iterator[RawRecord]:
-    """Yield every record of a file, decodable or not; blank lines are not records."""
-    if path.name.endswith(".json"):
-        yield from _read_payload(path)
-        return
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            raw = raw.rstrip(b"\r\n")
-            if raw.strip():
-                yield _decode_line(line_no, raw)
-
-
-def _read_payload(path: Path) -> Iterator[RawRecord]:
-    """A `.json` file is one upload call; if the payload itself is broken it is one bad record."""
-    raw = path.read_bytes()
-    whole = _decode_line(1, raw)
-    if whole.error:
-        yield RawRecord(1, whole.text[:10_000], error=whole.error)
-        return
-    payload = whole.value
-    if not isinstance(payload, dict) or not isinstance(payload.get("d"), list):
-        yield RawRecord(1, whole.text[:10_000], error='invalid_payload: a .json file must hold {"d": [...]}')
-        return
-    for position, value in enumerate(payload["d"], start=1):
-        yield RawRecord(position, json.dumps(value, ensure_ascii=False), value=value)
+        return S3LandingZone.from_url(location)
+    return LocalLandingZone(Path(location))

@@ -8,10 +8,9 @@ engineer can act on. The limits are CleverTap's documented upload limits
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_KEY_CHARS = 120
@@ -22,7 +21,6 @@ RECORD_TYPES = ("event", "profile")
 
 @dataclass(frozen=True)
 class EventRow:
-    event_key: str
     event_id: str | None
     event_name: str
     event_ts: datetime
@@ -33,7 +31,6 @@ class EventRow:
 
 @dataclass(frozen=True)
 class ProfileRow:
-    profile_key: str
     identity: str | None
     object_id: str | None
     updated_ts: datetime
@@ -95,6 +92,8 @@ def _property_problem(properties: dict[str, Any]) -> str | None:
 def _value_problem(key: str, value: Any) -> str | None:
     """The 512-byte limit applies to every scalar string, also inside `Items` line items."""
     if isinstance(value, str):
+        if "\x00" in value or "\x00" in key:  # "\u0000" in JSON: Postgres' jsonb cannot hold it
+            return f"nul_in_value: {key!r} contains a NUL character"
         size = len(value.encode("utf-8"))
         if size > MAX_VALUE_BYTES:
             return f"value_too_long: {key!r} has {size} bytes > {MAX_VALUE_BYTES}"
@@ -111,14 +110,8 @@ def _value_problem(key: str, value: Any) -> str | None:
     return None
 
 
-def fingerprint(record: dict[str, Any]) -> str:
-    """Stable key for records without an eventId: the same record always hashes the same."""
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "fp:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def validate(record: Any, latest_allowed: datetime) -> EventRow | ProfileRow | Rejection:
-    """Check one decoded record; `latest_allowed` bounds `ts` (interval end plus a tolerance)."""
+def validate(record: Any, latest_allowed: datetime, earliest_allowed: datetime) -> EventRow | ProfileRow | Rejection:
+    """Check one decoded record; `ts` must lie within [earliest_allowed, latest_allowed] (settings)."""
     if not isinstance(record, dict):
         return Rejection(f"not_an_object: got {type(record).__name__}")
     record_type = record.get("type")
@@ -134,6 +127,8 @@ def validate(record: Any, latest_allowed: datetime) -> EventRow | ProfileRow | R
         return Rejection(f"invalid_ts: {str(record.get('ts'))[:40]!r} is not epoch seconds or ISO-8601", record_type)
     if ts > latest_allowed:
         return Rejection(f"ts_in_future: {ts.isoformat()} is after {latest_allowed.isoformat()}", record_type)
+    if ts < earliest_allowed:
+        return Rejection(f"ts_too_old: {ts.isoformat()} is before {earliest_allowed.isoformat()}", record_type)
 
     if record_type == "event":
         name = record.get("evtName")
@@ -145,10 +140,8 @@ def validate(record: Any, latest_allowed: datetime) -> EventRow | ProfileRow | R
         problem = _property_problem(data)
         if problem:
             return Rejection(problem, record_type)
-        event_id = _id(record.get("eventId"))
         return EventRow(
-            event_key=event_id or fingerprint(record),
-            event_id=event_id,
+            event_id=_id(record.get("eventId")),
             event_name=name.strip(),
             event_ts=ts,
             identity=identity,
@@ -163,14 +156,8 @@ def validate(record: Any, latest_allowed: datetime) -> EventRow | ProfileRow | R
     if problem:
         return Rejection(problem, record_type)
     return ProfileRow(
-        profile_key=fingerprint(record),
         identity=identity,
         object_id=object_id,
         updated_ts=ts,
         profile_data=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
     )
-
-
-def future_limit(interval_end: datetime, tolerance: timedelta) -> datetime:
-    """Records may run ahead of the interval by clock skew, not by more (a setting)."""
-    return interval_end + tolerance

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +46,23 @@ def load_settings() -> Settings:
         target=os.environ.get("REKINDLE_TARGET", "duckdb"),
         out=_project_path(os.environ.get("REKINDLE_OUT", "out")),
     )
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Loader settings; each has an environment variable so operators can tune a deployment."""
+
+    # How far a record's ts may run ahead of the interval end (client clock skew).
+    future_tolerance: timedelta = timedelta(hours=24)
+    # Records older than this are bugs (epoch 0, a 1900 default), not history; CDNOW (1997) must pass.
+    earliest_ts: datetime = datetime(1990, 1, 1)
+    # Re-deliveries are looked for among rows this close in time to the batch's earliest record.
+    dedup_lookback: timedelta = timedelta(days=3)
+
+    @classmethod
+    def from_env(cls) -> LoadOptions:
+        return cls(
+            future_tolerance=timedelta(hours=float(os.environ.get("REKINDLE_FUTURE_TOLERANCE_HOURS", "24"))),
+            earliest_ts=datetime.fromisoformat(os.environ.get("REKINDLE_EARLIEST_TS", "1990-01-01")),
+            dedup_lookback=timedelta(days=float(os.environ.get("REKINDLE_DEDUP_LOOKBACK_DAYS", "3"))),
+        )

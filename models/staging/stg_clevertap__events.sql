@@ -6,6 +6,21 @@ source as (
 
 ),
 
+-- The loader drops re-deliveries it finds within its lookback window; one older than that can still
+-- land twice, so the first load of every key wins here.
+deduplicated as (
+
+    select *
+    from (
+        select
+            *,
+            row_number() over (partition by event_key order by loaded_at, source_file, source_line) as delivery
+        from source
+    ) as numbered
+    where delivery = 1
+
+),
+
 renamed as (
 
     select
@@ -25,7 +40,7 @@ renamed as (
         {{ json_text('evt_data', "'Campaign type'") }} as campaign_type,
         loaded_at
 
-    from source
+    from deduplicated
 
 )
 
