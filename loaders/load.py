@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from loaders import campaigns, parse
+from loaders.batch import Batch
 from loaders.landing import LandingFile, LandingZone, open_landing_zone
 from loaders.settings import LoadOptions
 from loaders.transactions import MappingError, find_mapping, load_mapping, read_transactions
@@ -27,6 +30,8 @@ from loaders.warehouse import DuckDBWarehouse, ManifestEntry, Warehouse
 
 log = logging.getLogger(__name__)
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
+# Files read and parsed ahead of the commit (each in a thread: DuckDB, numpy and zlib release the GIL).
+PARSE_AHEAD = 2
 
 
 @dataclass
@@ -67,12 +72,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _Prepared:
+    """A file read and parsed by a worker, waiting for the main thread to commit it."""
+
+    file: LandingFile
+    sha: str
+    result: FileResult | None = None  # set when there is nothing to commit (skipped, changed, failed)
+    batch: Batch | None = None
+
+
 class _Loader:
     def __init__(self, zone: LandingZone, warehouse: Warehouse, interval: tuple[datetime, datetime],
                  loaded_at: datetime, options: LoadOptions) -> None:  # fmt: skip
         self.zone, self.warehouse, self.interval = zone, warehouse, interval
         self.loaded_at, self.options = loaded_at, options
         self.mappings: list = []
+        self.loaded = warehouse.loaded_files()  # one writer at a time (the Airflow pool): stays true all run
 
     def load_mappings(self, files: list[LandingFile]) -> list[FileResult]:
         """Transaction mappings shipped with Rekindle and those in the landing zone's transactions/ folder
@@ -89,28 +105,34 @@ class _Loader:
                         broken.append(FileResult(file.relative_path, "failed", error=str(exc)))
         return broken
 
-    def load_file(self, file: LandingFile) -> FileResult:
+    def prepare(self, file: LandingFile) -> _Prepared:
+        """Read, hash and parse one file (runs in a worker thread; touches no warehouse)."""
         with self.zone.local_copy(file) as path:
             sha = _sha256(path)
-            previous = self.warehouse.previous_load(file.relative_path)
+            previous = self.loaded.get(file.relative_path)
             if previous == sha:
-                return FileResult(file.relative_path, "skipped")
+                return _Prepared(file, sha, FileResult(file.relative_path, "skipped"))
             if previous is not None:
                 log.error("%s changed after it was loaded (sha256 %s… → %s…); it is NOT loaded again. Land changed "
                           "data as a new file.", file.relative_path, previous[:12], sha[:12])  # fmt: skip
-                return FileResult(file.relative_path, "changed_after_load")
+                return _Prepared(file, sha, FileResult(file.relative_path, "changed_after_load"))
             try:
-                batch = self.parse(file, path)
+                return _Prepared(file, sha, batch=self.parse(file, path))
             except MappingError as exc:  # the file cannot be read at all: report it, load the rest
                 log.error("%s", exc)
-                return FileResult(file.relative_path, "failed", error=str(exc))
-            entry = ManifestEntry(file.relative_path, sha, file.size, *self.interval, self.loaded_at)
-            committed = self.warehouse.commit(batch, entry, self.options.dedup_lookback)
+                return _Prepared(file, sha, FileResult(file.relative_path, "failed", error=str(exc)))
+
+    def commit(self, prepared: _Prepared) -> FileResult:
+        if prepared.result is not None:
+            return prepared.result
+        file, batch = prepared.file, prepared.batch
+        entry = ManifestEntry(file.relative_path, prepared.sha, file.size, *self.interval, self.loaded_at)
+        committed = self.warehouse.commit(batch, entry, self.options.dedup_lookback)
         return FileResult(file.relative_path, "loaded", batch.input_records, committed.loaded_events,
                           committed.loaded_profiles, committed.duplicates, committed.quarantined,
                           committed.late_events)  # fmt: skip
 
-    def parse(self, file: LandingFile, path: Path):
+    def parse(self, file: LandingFile, path: Path) -> Batch:
         if file.kind == "transactions":
             mapping = find_mapping(file.relative_path, self.mappings)
             if mapping is None:
@@ -145,12 +167,18 @@ def load_landing(
         if any(f.kind == "transactions" for f in files):
             result.files += loader.load_mappings(files)
         data_files = [f for f in files if f.kind in ("records", "transactions")]
-        for number, file in enumerate(data_files, start=1):
-            file_result = loader.load_file(file)
-            log.info("%s: %s", file.relative_path, file_result)
-            result.files.append(file_result)
-            if progress:
-                progress(number, len(data_files), file_result)
+        # Workers read and parse the next files while this thread commits, in path order, one at a time.
+        with ThreadPoolExecutor(max_workers=PARSE_AHEAD) as pool:
+            pending = deque(pool.submit(loader.prepare, f) for f in data_files[:PARSE_AHEAD])
+            for number in range(1, len(data_files) + 1):
+                prepared = pending.popleft().result()
+                if number + PARSE_AHEAD <= len(data_files):
+                    pending.append(pool.submit(loader.prepare, data_files[number + PARSE_AHEAD - 1]))
+                file_result = loader.commit(prepared)
+                log.info("%s: %s", file_result.source_file, file_result)
+                result.files.append(file_result)
+                if progress:
+                    progress(number, len(data_files), file_result)
         result.campaigns = sum(loader.load_campaigns(f) for f in files if f.kind == "campaigns")
     finally:
         if isinstance(warehouse, Path):

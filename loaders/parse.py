@@ -271,7 +271,10 @@ def parse_records(lines: _Lines, source_file: str, latest: datetime, earliest: d
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        con.register("lines", pa.concat_tables(lines.tables) if lines.tables else LINES_SCHEMA.empty_table())
+        table = pa.concat_tables(lines.tables) if lines.tables else LINES_SCHEMA.empty_table()
+        # DuckDB scans Arrow in parallel by record batch: small batches keep both cores busy on one file.
+        table = pa.Table.from_batches(table.combine_chunks().to_batches(max_chunksize=4096), LINES_SCHEMA)
+        con.register("lines", table)
         params = {
             "earliest": earliest.replace(tzinfo=UTC).timestamp(),
             "latest": latest.replace(tzinfo=UTC).timestamp(),

@@ -257,14 +257,10 @@ class PostgresWarehouse:
             cursor, sql.Identifier(name), names, rows.select(names).cast(pa.schema(schema.field(n) for n in names))
         )
 
-    def previous_load(self, source_file: str) -> str | None:
+    def loaded_files(self) -> dict[str, str]:
         with self._transaction() as cursor:
-            cursor.execute(
-                self._q("select sha256 from {ops}.load_manifest where source_file = %s and status = 'loaded'"),
-                [source_file],
-            )
-            row = cursor.fetchone()
-        return row[0] if row else None
+            cursor.execute(self._q("select source_file, sha256 from {ops}.load_manifest where status = 'loaded'"))
+            return dict(cursor.fetchall())
 
     def commit(self, batch: Batch, entry: ManifestEntry, lookback: timedelta = DEFAULT_LOOKBACK) -> CommitResult:
         """Load one parsed file. `lookback` is unused: the unique indexes deduplicate across all history."""

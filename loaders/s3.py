@@ -96,15 +96,16 @@ class S3LandingZone:
         return f"s3://{self.bucket}/{self.prefix.rstrip('/')}"
 
     def list_files(self) -> list[LandingFile]:
-        """Every object under the prefix, sorted by relative path; "folder/" placeholder keys are skipped."""
+        """Every object under the prefix, sorted by relative path; "folder/" placeholders and hidden files
+        (".name", e.g. a writer's temp file) are skipped."""
         paginator = self.client.get_paginator("list_objects_v2")
         files: list[LandingFile] = []
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for obj in page.get("Contents", []):
                     key: str = obj["Key"]
-                    if key.endswith("/"):
-                        continue
+                    if key.endswith("/") or key.rsplit("/", 1)[-1].startswith("."):
+                        continue  # folder placeholders; hidden files, as the local zone skips them
                     files.append(LandingFile(relative_path=key[len(self.prefix) :], size=int(obj["Size"])))
         except (ClientError, BotoCoreError) as exc:
             raise _actionable(exc, f"listing {self.describe()}") from exc

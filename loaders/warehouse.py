@@ -46,8 +46,8 @@ class CommitResult:
 
 
 class Warehouse(Protocol):
-    def previous_load(self, source_file: str) -> str | None:
-        """sha256 of the content loaded from this path, or None if it was never loaded."""
+    def loaded_files(self) -> dict[str, str]:
+        """source_file → sha256 of the content loaded from it, for every file loaded so far."""
 
     def commit(self, batch: Batch, entry: ManifestEntry, lookback: timedelta = DEFAULT_LOOKBACK) -> CommitResult:
         """Insert new events/profiles, the quarantine and the manifest row in one transaction; raise if the
@@ -136,11 +136,10 @@ class DuckDBWarehouse:
         self.con = duckdb.connect(str(path))
         self.con.execute(DUCKDB_DDL)
 
-    def previous_load(self, source_file: str) -> str | None:
-        row = self.con.execute(
-            "select sha256 from main.load_manifest where source_file = ? and status = 'loaded'", [source_file]
-        ).fetchone()
-        return row[0] if row else None
+    def loaded_files(self) -> dict[str, str]:
+        return dict(
+            self.con.execute("select source_file, sha256 from main.load_manifest where status = 'loaded'").fetchall()
+        )
 
     def _insert_new(self, table: str, key: str, ts: str, rows, columns: str, entry: ManifestEntry, lookback) -> int:
         if rows.num_rows == 0:

@@ -136,7 +136,8 @@ def test_a_load_killed_mid_file_and_rerun_equals_one_clean_load(small_landing, t
     expected = snapshot(clean)
     script = (
         "import sys; from datetime import datetime as d; from pathlib import Path;"
-        "from loaders.load import load_landing; load_landing(sys.argv[1], Path(sys.argv[2]), (d(2026, 10, 31), d(2026, 11, 1)))"
+        "from loaders.load import load_landing;"
+        "load_landing(sys.argv[1], Path(sys.argv[2]), (d(2026, 10, 31), d(2026, 11, 1)))"
     )
     files = len(expected["main.load_manifest"])
     partial = []

@@ -162,7 +162,7 @@ def test_commit_loads_rows_and_manifest(warehouse: PostgresWarehouse, peek) -> N
         quarantine=[bad(3)],
         duplicates_in_batch=1,
     )
-    assert warehouse.previous_load("events/2026-10-31.jsonl") is None
+    assert "events/2026-10-31.jsonl" not in warehouse.loaded_files()
 
     result = warehouse.commit(batch, entry("events/2026-10-31.jsonl"))
 
@@ -182,7 +182,7 @@ def test_commit_loads_rows_and_manifest(warehouse: PostgresWarehouse, peek) -> N
             *(INTERVAL_START, INTERVAL_END, LOADED_AT),
         )
     ]
-    assert warehouse.previous_load("events/2026-10-31.jsonl") == "sha-of-events/2026-10-31.jsonl"
+    assert warehouse.loaded_files()["events/2026-10-31.jsonl"] == "sha-of-events/2026-10-31.jsonl"
 
 
 def test_redelivered_keys_are_duplicates_however_old(warehouse: PostgresWarehouse, peek) -> None:
@@ -357,7 +357,7 @@ def assert_nothing_committed(warehouse: PostgresWarehouse, peek, source_file: st
     assert count(peek, f"{raw}.profiles") == 0
     assert count(peek, f"{ops}.quarantine_events") == 0
     assert count(peek, f"{ops}.load_manifest") == 0
-    assert warehouse.previous_load(source_file) is None
+    assert source_file not in warehouse.loaded_files()
 
 
 def test_failure_midway_leaves_nothing(warehouse: PostgresWarehouse, peek) -> None:
@@ -417,7 +417,7 @@ def test_tenants_on_one_server_do_not_clash(pg_dsn: str, peek) -> None:
         assert first.commit(batch, entry("f.jsonl")).loaded_events == 1
         assert second.commit(batch, entry("f.jsonl")).loaded_events == 1  # same key, other tenant
         assert count(peek, f"{first.raw_schema}.events") == count(peek, f"{second.raw_schema}.events") == 1
-        assert again.previous_load("f.jsonl") == "sha-of-f.jsonl"
+        assert again.loaded_files()["f.jsonl"] == "sha-of-f.jsonl"
     finally:
         for wh in (first, second, again):
             wh.close()
@@ -541,9 +541,7 @@ def test_duckdb_and_postgres_give_the_same_counts(warehouse: PostgresWarehouse, 
             pg_result = warehouse.commit(batch, entry(batch.source_file))
             assert pg_result == duck_result, batch.source_file
         assert snapshot(warehouse.conn, warehouse.raw_schema, warehouse.schema) == snapshot(duck.con, "raw", "main")
-        assert [duck.previous_load(b.source_file) for b in batches] == [
-            warehouse.previous_load(b.source_file) for b in batches
-        ]
+        assert duck.loaded_files() == warehouse.loaded_files()
     finally:
         duck.close()
 

@@ -27,7 +27,11 @@ def test_gate_fails_on_a_member_without_consent_and_says_what_it_saw(built_wareh
             " from dim_users where user_id = ?",
             [user_id],
         )
-        con.execute("insert into dim_users select * from dim_users limit 1")  # a duplicate key
+        # a duplicate key, of a user outside every segment so that no other expectation is touched
+        con.execute(
+            "insert into dim_users select * from dim_users"
+            " where user_id not in (select user_id from segment_members) limit 1"
+        )
     with pytest.raises(QualityGateFailed) as failure:
         enforce_gate(warehouse)
     message = str(failure.value)
