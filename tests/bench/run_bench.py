@@ -162,7 +162,7 @@ def report(run: Run, stages: list[Stage], airflow: Stage | None) -> None:
     by_name = {s.name: s for s in stages}
     direct = sum(s.seconds for s in stages if s.name not in ("generate", BASELINE))
     print(
-        f"\nload_landing / bare read_json of the same files: "
+        f"\nload_landing / read_json of the same files into a table: "
         f"{by_name['load_landing'].seconds / by_name[BASELINE].seconds:.1f}×"
     )
     print(f"pipeline called directly (load_landing → send_report): {direct:.1f} s")
