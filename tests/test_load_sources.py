@@ -24,7 +24,7 @@ from loaders.s3 import S3LandingZone
 from tests.conftest import PROJECT
 
 INTERVAL = (datetime(2026, 10, 31), datetime(2026, 11, 1))
-CDNOW = PROJECT.parent / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
+CDNOW = PROJECT / "tests" / "data" / "cdnow" / "CDNOW_master.txt"
 RAW_TABLES = {
     "raw.events": "event_key, event_id, event_name, event_ts, identity, object_id, evt_data::varchar, source_file,"
     " source_line",

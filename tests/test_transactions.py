@@ -16,9 +16,7 @@ from loaders.transactions import MappingError, find_mapping, load_mapping, read_
 
 PROJECT = Path(__file__).resolve().parent.parent
 MAPPINGS = PROJECT / "loaders" / "mappings"
-CDNOW = Path("/work/shared/data/cdnow")
-if not CDNOW.is_dir():
-    CDNOW = PROJECT.parent / "shared" / "data" / "cdnow"
+CDNOW = PROJECT / "tests" / "data" / "cdnow"
 MASTER = CDNOW / "CDNOW_master.txt"
 SAMPLE = CDNOW / "CDNOW_sample.txt"
 
