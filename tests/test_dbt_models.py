@@ -114,6 +114,7 @@ def test_identity_resolution_follows_clevertap(tmp_path):
         "--select",
         "+dim_users",
         "+fct_events",
+        "+fct_identity_merges",
         "--indirect-selection",
         "cautious",
         as_of=datetime(2026, 10, 2),
@@ -136,3 +137,14 @@ def test_identity_resolution_follows_clevertap(tmp_path):
     )
     assert alice == [("alice@example.com", False, 3, True)]
     assert query(warehouse, "select count(*) from dim_users") == [(5,)]
+    # the audit says which device history went where, and why
+    assert query(
+        warehouse,
+        """
+        select device_id, user_id, merged_at, adopted_before_login, while_logged_in
+        from fct_identity_merges order by user_id
+    """,
+    ) == [
+        ("dev-1", "alice", datetime(2026, 10, 1, 0, 0, 10), 1, 1),
+        ("dev-1", "bob", datetime(2026, 10, 1, 0, 0, 30), 0, 1),
+    ]

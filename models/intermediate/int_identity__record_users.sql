@@ -60,6 +60,8 @@ final as (
     select
         records.record_key,
         records.record_kind,
+        records.device_id,
+        records.record_at,
         coalesce(
             records.identity, latest_login_before.identity, first_login.identity, 'anon:' || records.device_id
         ) as user_id,

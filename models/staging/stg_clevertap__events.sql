@@ -6,18 +6,9 @@ source as (
 
 ),
 
--- The loader drops re-deliveries it finds within its lookback window; one older than that can still
--- land twice, so the first load of every key wins here.
 deduplicated as (
 
-    select *
-    from (
-        select
-            *,
-            row_number() over (partition by event_key order by loaded_at, source_file, source_line) as delivery
-        from source
-    ) as numbered
-    where delivery = 1
+    {{ first_delivery('source', 'event_key') }}
 
 ),
 

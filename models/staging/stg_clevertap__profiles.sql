@@ -6,17 +6,9 @@ source as (
 
 ),
 
--- as in stg_clevertap__events: a re-delivery older than the loader's lookback is dropped here
 deduplicated as (
 
-    select *
-    from (
-        select
-            *,
-            row_number() over (partition by profile_key order by loaded_at, source_file, source_line) as delivery
-        from source
-    ) as numbered
-    where delivery = 1
+    {{ first_delivery('source', 'profile_key') }}
 
 ),
 

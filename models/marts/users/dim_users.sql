@@ -12,6 +12,27 @@ profiles as (
 
 ),
 
+orders as (
+
+    select
+        user_id,
+        count(*) as order_count,
+        sum(amount) as revenue
+    from {{ ref('fct_orders') }}
+    group by user_id
+
+),
+
+sessions as (
+
+    select
+        user_id,
+        count(*) as session_count
+    from {{ ref('fct_sessions') }}
+    group by user_id
+
+),
+
 activity as (
 
     select
@@ -19,9 +40,7 @@ activity as (
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at,
         min(case when identity is not null then event_at end) as first_identified_event_at,
-        count(*) as event_count,
-        count(distinct case when event_name = 'Charged' then coalesce(charged_id, event_key) end) as order_count,
-        coalesce(sum(case when event_name = 'Charged' then amount end), 0) as revenue
+        count(*) as event_count
     from events
     group by user_id
 
@@ -61,12 +80,15 @@ final as (
             coalesce(profiles.first_profile_at, activity.first_identified_event_at)
         ) end as identified_at,
         coalesce(activity.event_count, 0) as event_count,
-        coalesce(activity.order_count, 0) as order_count,
-        coalesce(activity.revenue, 0) as revenue,
-        case when activity.order_count > 0 then activity.revenue / activity.order_count end as average_order_value
+        coalesce(sessions.session_count, 0) as session_count,
+        coalesce(orders.order_count, 0) as order_count,
+        coalesce(orders.revenue, 0) as revenue,
+        orders.revenue / orders.order_count as average_order_value
     from users
     left join activity on users.user_id = activity.user_id
     left join profiles on users.user_id = profiles.user_id
+    left join orders on users.user_id = orders.user_id
+    left join sessions on users.user_id = sessions.user_id
 
 )
 

@@ -1,0 +1,378 @@
+"""rekindle_daily in a real Airflow: the services of `airflow standalone` on loopback, driven through REST API v2.
+
+Unlike `airflow dags test` (tests/test_end_to_end.py), this runs the scheduler, the dag-processor, the
+triggerer and the api-server as separate processes, with the LocalExecutor's workers talking to the
+Execution API over HTTP, the pool enforced by the scheduler and the run created, unpaused and watched
+through the public REST API only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import policy
+from pathlib import Path
+from urllib.parse import quote
+
+import duckdb
+import httpx
+import pytest
+
+from tests.conftest import PROJECT
+
+VENV_BIN = Path(sys.executable).parent
+AIRFLOW = str(VENV_BIN / "airflow")
+DAG_ID = "rekindle_daily"
+TASKS = {"load_landing", "dbt_build", "quality_gate", "export_audiences", "send_report"}
+# The data interval of the scheduled run at midnight 2026-11-01 (what `airflow dags test rekindle_daily
+# 2026-11-01` processes): for CronDataIntervalTimetable a scheduled run's logical_date is its interval start.
+INTERVAL_START, INTERVAL_END = "2026-10-31T00:00:00Z", "2026-11-01T00:00:00Z"
+
+# Generous for a loaded 2-core machine; a normal run takes well under these.
+STARTUP_TIMEOUT = 240  # API healthy and the DAG parsed
+RUN_TIMEOUT = 330  # the dag run reaches success or failed
+STOP_GRACE = 20  # SIGTERM -> SIGKILL
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def airflow_environment(home: Path, api_port: int, extra: dict[str, str]) -> dict[str, str]:
+    """A hermetic environment for Airflow services on loopback: no AIRFLOW_*/REKINDLE_* leaks in from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REKINDLE_"))}
+    env.update(
+        {
+            # `airflow standalone` starts its components as plain "airflow ...": the venv must be on PATH.
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__WORKERS": "1",
+            # The LocalExecutor forks `parallelism` workers up front (32 by default); the pool runs one task
+            # at a time anyway.
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            # 8793/8794 may be held by another Airflow on this machine (the scheduler's and the triggerer's
+            # log servers): take free ones so parallel runs do not collide.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # One secret for every component, whatever airflow.cfg ends up holding.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "DO_NOT_TRACK": "1",
+            "SCARF_ANALYTICS": "false",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, session id) of a process, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[3])
+
+
+def _has_env(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+class AirflowServices:
+    """`airflow standalone` in its own session, output to a log file; `stop()` leaves no process behind.
+
+    Everything it starts is found by session id (the task runner moves tasks to their own process
+    group, which `killpg` alone would miss) or by its AIRFLOW_HOME in the environment (cosmos starts
+    dbt with `setsid`, outside the session).
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._marker = f"AIRFLOW_HOME={env['AIRFLOW_HOME']}".encode()
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [AIRFLOW, "standalone"],
+                env=self.env,
+                cwd=PROJECT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no service log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def processes(self) -> list[int]:
+        """Live (non-zombie) processes that these services started."""
+        if self.process is None:
+            return []
+        sid, found = self.process.pid, []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            pid = int(entry.name)
+            stat = _proc_stat(pid)
+            if stat is None or stat[0] == "Z":
+                continue
+            if stat[1] == sid or _has_env(pid, self._marker):
+                found.append(pid)
+        return found
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)  # the group of `airflow standalone` (start_new_session)
+        for pid in self.processes():  # and whatever left the group: task process groups, dbt's session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _wait_gone(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None:
+                self.process.poll()  # reap the leader
+            left = self.processes()
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.3)
+
+    def stop(self, grace: float = STOP_GRACE) -> list[int]:
+        """SIGTERM everything, SIGKILL what is left after `grace` seconds; return the pids that survived."""
+        if self.process is None:
+            return []
+        self._signal_all(signal.SIGTERM)
+        if self._wait_gone(grace):
+            self._signal_all(signal.SIGKILL)
+        left = self._wait_gone(10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        return left
+
+
+class Api:
+    """REST API v2 of the api-server. With SIMPLE_AUTH_MANAGER_ALL_ADMINS the server adds an admin token
+    to every request itself (SimpleAllAdminMiddleware), so no token is needed."""
+
+    def __init__(self, port: int, services: AirflowServices):
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        self.services = services
+
+    def call(self, method: str, path: str, expect: int = 200, **kwargs) -> dict:
+        response = self.client.request(method, path, **kwargs)
+        assert response.status_code == expect, (
+            f"{method} {path} -> {response.status_code}: {response.text[:2000]}\n"
+            f"--- services log ---\n{self.services.log_tail()}"
+        )
+        return response.json()
+
+    def try_get(self, path: str) -> httpx.Response | None:
+        try:
+            return self.client.get(path)
+        except httpx.TransportError:
+            return None
+
+    def task_log(self, run_id: str, task_id: str, try_number: int) -> str:
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
+        response = self.client.get(path, params={"full_content": True}, headers={"Accept": "application/json"})
+        if response.status_code != 200:
+            return f"(log unavailable: {response.status_code} {response.text[:500]})"
+        lines = []
+        for entry in response.json()["content"]:
+            if isinstance(entry, str):
+                lines.append(entry)
+                continue
+            extra = {k: v for k, v in entry.items() if k not in {"timestamp", "event", "level", "logger"}}
+            lines.append(
+                f"{entry.get('timestamp', '')} {entry.get('level', '')} {entry.get('event', '')}"
+                + (f" {json.dumps(extra, default=str)}" if extra else "")
+            )
+        return "\n".join(lines[-120:])
+
+
+def wait_for(what: str, check, timeout: float, services: AirflowServices, detail=lambda: ""):
+    """Poll `check()` until it returns something truthy; fail with the services' log tail on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if not services.running():
+            pytest.fail(f"airflow standalone exited (code {services.process.returncode}) while waiting for {what}\n"
+                        f"{detail()}\n--- services log ---\n{services.log_tail()}")  # fmt: skip
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}\n"
+                        f"--- services log ---\n{services.log_tail()}")  # fmt: skip
+        time.sleep(2)
+
+
+def run_cli(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [AIRFLOW, *args], env=env, cwd=PROJECT, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-5000:]}"
+
+
+@pytest.fixture
+def airflow_services(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, str]]]:
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    env = airflow_environment(
+        tmp_path / "airflow",
+        port,
+        {
+            "REKINDLE_LANDING": str(small_landing),
+            "REKINDLE_WAREHOUSE": str(out / "rekindle.duckdb"),
+            "REKINDLE_OUT": str(out),
+            "REKINDLE_TARGET": "duckdb",
+            # Only the run this test triggers: unpausing must not also start today's scheduled run
+            # (catchup=False still creates the latest interval), which would queue beside ours and
+            # write the same warehouse while the test reads it.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        },
+    )
+    run_cli(env, "db", "migrate")
+    run_cli(env, "pools", "set", "rekindle_warehouse", "1", "DuckDB allows one writing process")
+    services = AirflowServices(env, tmp_path / "services.log")
+    services.start()
+    api = Api(port, services)
+    try:
+        yield api, env
+    finally:
+        api.client.close()
+        survivors = services.stop()
+        assert not survivors, f"processes survived stopping Airflow: {survivors}"
+
+
+def healthy(api: Api) -> dict | None:
+    response = api.try_get("/api/v2/monitor/health")
+    if response is None or response.status_code != 200:
+        return None
+    health = response.json()
+    parts = [health["metadatabase"], health["scheduler"], health["triggerer"], health.get("dag_processor")]
+    return health if all(p and p["status"] == "healthy" for p in parts) else None
+
+
+def import_errors(api: Api) -> str:
+    response = api.try_get("/api/v2/importErrors")
+    return f"import errors: {response.text[:3000]}" if response is not None else ""
+
+
+def test_daily_run_in_real_airflow_services(airflow_services):
+    api, env = airflow_services
+    started = time.monotonic()
+
+    # 1. the API is up, every component heartbeats, and the dag-processor has parsed the DAG
+    wait_for("a healthy /api/v2/monitor/health", lambda: healthy(api), STARTUP_TIMEOUT, api.services)
+    dag = wait_for(
+        f"DAG {DAG_ID} to be parsed",
+        lambda: (r := api.try_get(f"/api/v2/dags/{DAG_ID}")) is not None and r.status_code == 200 and r.json(),
+        max(STARTUP_TIMEOUT - (time.monotonic() - started), 30),
+        api.services,
+        detail=lambda: import_errors(api),
+    )
+    assert dag["is_paused"], "dags_are_paused_at_creation: a new DAG starts paused"
+    ready = time.monotonic()
+
+    # 2. unpause
+    assert api.call("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})["is_paused"] is False
+
+    # 3. trigger the day 2026-10-31 -> 2026-11-01. `logical_date` is required (it may be null); given alone,
+    # a cron timetable infers the interval that *ends* at it, so the interval is stated explicitly.
+    run = api.call(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        expect=200,
+        json={
+            "logical_date": INTERVAL_START,
+            "data_interval_start": INTERVAL_START,
+            "data_interval_end": INTERVAL_END,
+            "note": "tests/test_airflow_services.py",
+        },
+    )
+    run_id = run["dag_run_id"]
+    assert (run["data_interval_start"], run["data_interval_end"]) == ("2026-10-31T00:00:00Z", "2026-11-01T00:00:00Z")
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+
+    # 4. wait for the run to finish, then every task must have succeeded
+    def task_instances() -> list[dict]:
+        return api.call("GET", f"{run_path}/taskInstances")["task_instances"]
+
+    def states() -> str:
+        return ", ".join(f"{t['task_id']}={t['state']} (try {t['try_number']})" for t in task_instances())
+
+    def finished() -> dict | None:
+        response = api.try_get(run_path)
+        state = response.json()["state"] if response is not None and response.status_code == 200 else None
+        return response.json() if state in {"success", "failed"} else None
+
+    def failed_logs() -> str:
+        parts = []
+        for ti in task_instances():
+            if ti["state"] != "success" and ti["try_number"]:
+                log = api.task_log(run_id, ti["task_id"], ti["try_number"])
+                parts.append(f"--- {ti['task_id']} ({ti['state']}, try {ti['try_number']}) ---\n{log}")
+        return "\n".join(parts)
+
+    final = wait_for(
+        f"run {run_id} to finish",
+        finished,
+        RUN_TIMEOUT,
+        api.services,
+        detail=lambda: f"task instances: {states()}\n{failed_logs()}",
+    )
+    tis = {ti["task_id"]: ti for ti in task_instances()}
+    assert final["state"] == "success" and all(tis[t]["state"] == "success" for t in TASKS), (
+        f"run {run_id} ended {final['state']}: {states()}\n{failed_logs()}"
+    )
+    assert set(tis) == TASKS
+    retried = {t: ti["try_number"] for t, ti in tis.items() if ti["try_number"] > 1}
+    assert not retried, f"tasks needed retries: {retried}\n" + "\n".join(
+        f"--- {t} try 1 ---\n{api.task_log(run_id, t, 1)}" for t in retried
+    )
+    print(f"\nairflow ready in {ready - started:.0f} s, run {run_id} took {time.monotonic() - ready:.0f} s")
+
+    # 5. real effects, in the folders the services were pointed at
+    out = Path(env["REKINDLE_OUT"])
+    with duckdb.connect(env["REKINDLE_WAREHOUSE"], read_only=True) as con:
+        members, as_of = con.execute("select count(*), max(evaluated_at)::varchar from main.segment_members").fetchone()
+    assert members > 0
+    assert as_of.startswith("2026-11-01 00:00:00"), f"marts evaluated as of {as_of}, not the interval end"
+    export = out / "exports" / "recent_buyers_csv" / "2026-10-31.csv"
+    assert export.is_file() and export.read_text().startswith("user_id"), export
+    report = out / "outbox" / "daily-report-2026-10-31.eml"
+    message = email.message_from_bytes(report.read_bytes(), policy=policy.default)
+    assert message["Subject"] == "Rekindle daily report for 2026-10-31"
