@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
 from loaders.load import load_landing
-from tests.conftest import run_dbt
+from tests.conftest import PROJECT, run_dbt
 
 MARTS = ["dim_users", "fct_events", "segment_members", "dim_campaigns", "rpt_campaign_performance"]
 
@@ -148,3 +150,22 @@ def test_identity_resolution_follows_clevertap(tmp_path):
         ("dev-1", "alice", datetime(2026, 10, 1, 0, 0, 10), 1, 1),
         ("dev-1", "bob", datetime(2026, 10, 1, 0, 0, 30), 0, 1),
     ]
+
+
+def test_cdnow_through_the_transactions_loader_gives_every_customer_and_the_revenue_to_the_cent(tmp_path):
+    """Real data end to end: CDNOW's 23,570 customers and its total revenue, exactly, in dim_users."""
+    cdnow = PROJECT / "tests" / "data" / "cdnow" / "CDNOW_master.txt"
+    landing = tmp_path / "landing"
+    (landing / "transactions").mkdir(parents=True)
+    shutil.copy(cdnow, landing / "transactions" / cdnow.name)
+    warehouse = tmp_path / "w.duckdb"
+    load_landing(str(landing), warehouse, (datetime(1998, 6, 30), datetime(1998, 7, 1)))
+    run_dbt(warehouse, "build", "--select", "+dim_users", "--indirect-selection", "cautious",
+            as_of=datetime(1998, 7, 1), tmp=tmp_path)  # fmt: skip
+    expected_cents = sum(
+        int(Decimal(line.split()[3]) * 100) for line in cdnow.read_text().splitlines()[1:] if line.strip()
+    )
+    users, orders, cents = query(
+        warehouse, "select count(*), sum(order_count), sum(round(revenue * 100)) from dim_users"
+    )[0]
+    assert (users, orders, int(cents)) == (23_570, 69_659, expected_cents)
