@@ -40,6 +40,10 @@ LOAD_INTERVAL = (datetime(2026, 10, 31), SMALL_AS_OF)
 REL_TOL = 1e-9
 SHOW_ROWS = 5  # differing rows quoted per model in a failure message
 PG_JSON_TYPES = {114, 3802}  # json, jsonb (pg_type oids)
+# Marts that are empty by construction after one build of one as-of instant (still compared, both must be empty).
+EMPTY_AFTER_ONE_RUN = {
+    "rfm_segment_transitions": "changes between snapshot versions: the first run writes one version per user",
+}
 
 
 def pg_params(dbname: str) -> dict[str, str]:
@@ -90,9 +94,10 @@ def start_dbt_build(target: str, env: dict[str, str], tmp: Path) -> subprocess.P
     return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish_dbt_build(target: str, process: subprocess.Popen) -> None:
+def dbt_failure(target: str, process: subprocess.Popen) -> str | None:
+    """Wait for a build; dbt's output when it failed."""
     stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, f"dbt build on {target} failed:\n{stdout[-4000:]}{stderr[-2000:]}"
+    return None if process.returncode == 0 else f"dbt build on {target} failed:\n{stdout[-4000:]}{stderr[-2000:]}"
 
 
 @dataclass(frozen=True)
@@ -288,21 +293,23 @@ def test_marts_match_on_duckdb_and_postgres(tmp_path: Path, small_landing: Path,
             tmp_path / "postgres",
         ),
     }
-    for target, process in builds.items():
-        finish_dbt_build(target, process)
+    failures = [f for target, process in builds.items() if (f := dbt_failure(target, process))]  # wait for both
+    assert not failures, "\n".join(failures)
 
     duck_marts = marts_of(tmp_path / "duckdb" / "target" / "manifest.json")
     pg_marts = marts_of(tmp_path / "postgres" / "target" / "manifest.json")
     assert duck_marts, "no models under models/marts/ in dbt's manifest"
     assert sorted(duck_marts) == sorted(pg_marts)
 
-    empty, diffs = [], []
+    problems = []
     for name in sorted(duck_marts):
         duck = read_duckdb(duck_file, duck_marts[name].relation)
         pg_table = read_postgres(pg_database, pg_marts[name].relation)
-        if not duck.rows or not pg_table.rows:
-            empty.append(f"{name} (duckdb {len(duck.rows)} rows, postgres {len(pg_table.rows)})")
+        if (not duck.rows or not pg_table.rows) and name not in EMPTY_AFTER_ONE_RUN:
+            problems.append(
+                f"{name}: no rows (duckdb {len(duck.rows)}, postgres {len(pg_table.rows)}), so the comparison "
+                "proves nothing"
+            )
         if diff := compare(duck_marts[name], duck, pg_table):
-            diffs.append(diff)
-    assert not empty, f"marts with no rows, so the comparison proves nothing: {empty}"
-    assert not diffs, "marts differ between DuckDB and Postgres:\n" + "\n".join(diffs)
+            problems.append(diff)
+    assert not problems, "DuckDB and Postgres marts disagree (or prove nothing):\n" + "\n".join(problems)

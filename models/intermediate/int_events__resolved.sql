@@ -1,3 +1,7 @@
+-- A table, not a view: marts read it several times, and Postgres' planner misjudges the view stack
+-- (a nested loop that reran identity resolution per order made fct_orders 1,000x slower).
+{{ config(materialized='table') }}
+
 with
 
 events as (

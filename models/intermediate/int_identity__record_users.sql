@@ -1,3 +1,7 @@
+-- A table, not a view: marts read it several times, and Postgres' planner misjudges the view stack
+-- (a nested loop that reran identity resolution per order made fct_orders 1,000x slower).
+{{ config(materialized='table') }}
+
 -- The user every event and profile record belongs to. One place decides identity for both, so an
 -- event and a profile update from the same anonymous device always land on the same user.
 with

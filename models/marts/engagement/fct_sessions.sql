@@ -73,9 +73,7 @@ final as (
         session_number,
         started_at,
         ended_at,
-        -- noqa: disable=LT05
         {{ dbt.datediff('started_at', 'ended_at', 'second') }} as duration_seconds,
-        -- noqa: enable=LT05
         event_count,
         order_events,
         revenue

@@ -33,6 +33,18 @@ sessions as (
 
 ),
 
+rfm as (
+
+    select * from {{ ref('rfm_scores') }}
+
+),
+
+lifecycle as (
+
+    select * from {{ ref('user_lifecycle') }}
+
+),
+
 activity as (
 
     select
@@ -83,12 +95,20 @@ final as (
         coalesce(sessions.session_count, 0) as session_count,
         coalesce(orders.order_count, 0) as order_count,
         coalesce(orders.revenue, 0) as revenue,
-        orders.revenue / orders.order_count as average_order_value
+        orders.revenue / orders.order_count as average_order_value,
+        lifecycle.lifecycle_stage,
+        rfm.rfm_segment,
+        rfm.r_score,
+        rfm.f_score,
+        rfm.m_score,
+        {{ rekindle_as_of() }} as evaluated_at
     from users
     left join activity on users.user_id = activity.user_id
     left join profiles on users.user_id = profiles.user_id
     left join orders on users.user_id = orders.user_id
     left join sessions on users.user_id = sessions.user_id
+    left join rfm on users.user_id = rfm.user_id
+    left join lifecycle on users.user_id = lifecycle.user_id
 
 )
 
