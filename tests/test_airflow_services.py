@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import itertools
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from email import policy
 from pathlib import Path
 from urllib.parse import quote
@@ -68,7 +70,8 @@ def airflow_environment(home: Path, api_port: int, extra: dict[str, str]) -> dic
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             # 8793/8794 may be held by another Airflow on this machine (the scheduler's and the triggerer's
-            # log servers): take free ones so parallel runs do not collide.
+            # log servers): take free ones so parallel runs do not collide. These two listen on every
+            # interface whatever the settings say (serve_logs binds host ""); only the API is on loopback.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # One secret for every component, whatever airflow.cfg ends up holding.
@@ -209,17 +212,32 @@ class Api:
         response = self.client.get(path, params={"full_content": True}, headers={"Accept": "application/json"})
         if response.status_code != 200:
             return f"(log unavailable: {response.status_code} {response.text[:500]})"
-        lines = []
-        for entry in response.json()["content"]:
-            if isinstance(entry, str):
-                lines.append(entry)
-                continue
-            extra = {k: v for k, v in entry.items() if k not in {"timestamp", "event", "level", "logger"}}
-            lines.append(
-                f"{entry.get('timestamp', '')} {entry.get('level', '')} {entry.get('event', '')}"
-                + (f" {json.dumps(extra, default=str)}" if extra else "")
-            )
-        return "\n".join(lines[-120:])
+        return "\n".join(render_log(response.json()["content"])[-150:])
+
+
+# Context that Airflow repeats on every structured log line of a task.
+LOG_CONTEXT = {"timestamp", "event", "level", "logger", "dag_id", "run_id", "task_id", "try_number", "map_index",
+               "ti_id", "filename", "lineno", "error_detail"}  # fmt: skip
+
+
+def render_log(content: list) -> list[str]:
+    """Task log lines from the API's structured log, with exceptions as tracebacks."""
+    lines = []
+    for entry in content:
+        if isinstance(entry, str):
+            lines.append(entry)
+            continue
+        extra = {k: v for k, v in entry.items() if k not in LOG_CONTEXT}
+        lines.append(
+            f"{entry.get('timestamp', '')} {entry.get('level', '')} {entry.get('event', '')}"
+            + (f" {json.dumps(extra, default=str)}" if extra else "")
+        )
+        for error in entry.get("error_detail") or []:
+            lines.append("  Traceback (most recent call last):")
+            for frame in error.get("frames", []):
+                lines.append(f"    File {frame.get('filename')}, line {frame.get('lineno')}, in {frame.get('name')}")
+            lines.append(f"  {error.get('exc_type')}: {error.get('exc_value')}")
+    return lines
 
 
 def wait_for(what: str, check, timeout: float, services: AirflowServices, detail=lambda: ""):
@@ -335,9 +353,16 @@ def test_daily_run_in_real_airflow_services(airflow_services):
         return ", ".join(f"{t['task_id']}={t['state']} (try {t['try_number']})" for t in task_instances())
 
     def finished() -> dict | None:
+        """The run once it ends, or as soon as a task fails a try: a retry would only hide a fault here."""
         response = api.try_get(run_path)
-        state = response.json()["state"] if response is not None and response.status_code == 200 else None
-        return response.json() if state in {"success", "failed"} else None
+        if response is None or response.status_code != 200:
+            return None
+        if response.json()["state"] in {"success", "failed"}:
+            return response.json()
+        tis = api.try_get(f"{run_path}/taskInstances")
+        if tis is None or tis.status_code != 200:
+            return None
+        return response.json() if any(t["state"] == "up_for_retry" for t in tis.json()["task_instances"]) else None
 
     def failed_logs() -> str:
         parts = []
@@ -356,13 +381,20 @@ def test_daily_run_in_real_airflow_services(airflow_services):
     )
     tis = {ti["task_id"]: ti for ti in task_instances()}
     assert final["state"] == "success" and all(tis[t]["state"] == "success" for t in TASKS), (
-        f"run {run_id} ended {final['state']}: {states()}\n{failed_logs()}"
+        f"run {run_id} is {final['state']}: {states()}\n{failed_logs()}"
     )
     assert set(tis) == TASKS
     retried = {t: ti["try_number"] for t, ti in tis.items() if ti["try_number"] > 1}
     assert not retried, f"tasks needed retries: {retried}\n" + "\n".join(
         f"--- {t} try 1 ---\n{api.task_log(run_id, t, 1)}" for t in retried
     )
+    # The scheduler enforced the pool of size 1: no two warehouse tasks ran at the same time (without it,
+    # export_audiences and send_report, both downstream of quality_gate, would run side by side).
+    assert all(ti["pool"] == "rekindle_warehouse" for ti in tis.values())
+    spans = sorted((datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]), t)
+                   for t, ti in tis.items())  # fmt: skip
+    overlaps = [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert not overlaps, f"tasks of the pool rekindle_warehouse overlapped: {overlaps}"
     print(f"\nairflow ready in {ready - started:.0f} s, run {run_id} took {time.monotonic() - ready:.0f} s")
 
     # 5. real effects, in the folders the services were pointed at
