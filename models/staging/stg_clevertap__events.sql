@@ -24,7 +24,7 @@ renamed as (
         evt_data as properties,
         case
             when event_name = 'Charged'
-                then cast({{ json_text('evt_data', "'Amount'") }} as double precision)
+                then cast({{ json_text('evt_data', "'Amount'") }} as {{ dbt.type_numeric() }})
         end as amount,
         case when event_name = 'Charged' then {{ json_text('evt_data', "'Charged ID'") }} end as charged_id,
         {{ json_text('evt_data', "'Campaign id'") }} as campaign_id,

@@ -21,7 +21,7 @@ renamed as (
         updated_ts as updated_at,
         nullif(trim({{ json_text('profile_data', "'Name'") }}), '') as name,
         nullif(lower(trim({{ json_text('profile_data', "'Email'") }})), '') as email,
-        nullif(trim({{ json_text('profile_data', "'Phone'") }}), '') as phone,
+        {{ e164_phone(json_text('profile_data', "'Phone'")) }} as phone,
         upper(nullif(trim({{ json_text('profile_data', "'Gender'") }}), '')) as gender,
         nullif(trim({{ json_text('profile_data', "'DOB'") }}), '') as date_of_birth,
         nullif(trim({{ json_text('profile_data', "'City'") }}), '') as city,
