@@ -39,6 +39,30 @@ rfm as (
 
 ),
 
+custom_properties as (
+
+    select * from {{ ref('int_users__custom_properties') }}
+
+),
+
+-- the platform of the user's latest event that says one (App Launched and friends carry `Platform`)
+platforms as (
+
+    select
+        user_id,
+        platform
+    from (
+        select
+            user_id,
+            {{ json_text('properties', "'Platform'") }} as platform,
+            row_number() over (partition by user_id order by event_at desc, event_key desc) as recency
+        from events
+        where {{ json_text('properties', "'Platform'") }} is not null
+    ) as latest
+    where recency = 1
+
+),
+
 lifecycle as (
 
     select * from {{ ref('user_lifecycle') }}
@@ -77,6 +101,8 @@ final as (
         profiles.gender,
         profiles.date_of_birth,
         profiles.city,
+        platforms.platform,
+        custom_properties.custom_properties,
         -- Rekindle asks for explicit consent: no MSG-* flag means no consent (see the YAML docs).
         coalesce(profiles.msg_email, false) and profiles.email is not null as can_email,
         coalesce(profiles.msg_sms, false) and profiles.phone is not null as can_sms,
@@ -108,6 +134,8 @@ final as (
     left join orders on users.user_id = orders.user_id
     left join sessions on users.user_id = sessions.user_id
     left join rfm on users.user_id = rfm.user_id
+    left join custom_properties on users.user_id = custom_properties.user_id
+    left join platforms on users.user_id = platforms.user_id
     left join lifecycle on users.user_id = lifecycle.user_id
 
 )
