@@ -1,0 +1,454 @@
+"""loaders/clv.py: the BG/NBD and Gamma-Gamma fits reproduce the published CDNOW estimates, the scoring
+functions behave at their known limits, and run_clv writes the same tables on a DuckDB file and on a real
+Postgres server, replacing (not appending to) them on a rerun.
+
+CDNOW sample: 2,357 customers of the 1997 Q1 cohort (tests/data/cdnow/README.md); calibration period
+1997-01-01 .. 1997-09-30 (39 weeks), time unit one week, same-day purchases merged, as in the papers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import psycopg2
+import psycopg2.extras
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from scipy.optimize import approx_fprime
+from scipy.special import hyp2f1
+
+from loaders import clv
+
+CDNOW_SAMPLE = Path(__file__).parent / "data" / "cdnow" / "CDNOW_sample.txt"
+CALIBRATION_END = date(1997, 9, 30)
+
+# Fader, Hardie & Lee (2005), Marketing Science 24(2), section 4: the BG/NBD fit on the 2,357 customers.
+FHL_2005 = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+# Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value": the fit on the 946 repeat buyers.
+FH_2013 = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+def read_cdnow() -> list[tuple[str, datetime, float]]:
+    """(customer, ordered_at, amount) rows of the sample; master_id is the customer. Each order gets a time
+    of day from its line number, so that same-day merging is exercised on timestamps, not just dates."""
+    rows = []
+    for line_no, line in enumerate(CDNOW_SAMPLE.read_text().splitlines()):
+        master_id, _sample_id, day, _cds, dollars = line.split()
+        ordered_at = datetime.strptime(day, "%Y%m%d") + timedelta(hours=line_no % 24, minutes=line_no % 60)
+        rows.append((master_id, ordered_at, float(dollars)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def orders() -> list[tuple[str, datetime, float]]:
+    return read_cdnow()
+
+
+@pytest.fixture(scope="module")
+def summary(orders) -> clv.RFMSummary:
+    return clv.summarise(orders, CALIBRATION_END, time_unit_days=7)
+
+
+@pytest.fixture(scope="module")
+def bgnbd(summary) -> clv.BGNBDParams:
+    return clv.fit_bgnbd(summary.x, summary.t_x, summary.T)
+
+
+@pytest.fixture(scope="module")
+def gamma_gamma(summary) -> clv.GammaGammaParams:
+    return clv.fit_gamma_gamma(summary.x, summary.mean_value)
+
+
+# ------------------------------------------------------------------------------- the published estimates
+
+
+def test_summary_matches_the_published_cdnow_calibration_data(summary) -> None:
+    assert len(summary) == 2357
+    assert int(summary.x.sum()) == 2457  # repeat transactions in weeks 1-39 (FHL 2005)
+    assert round(float(summary.x.mean()), 3) == 1.042
+    assert int((summary.x > 0).sum()) == 946  # repeat buyers, the Gamma-Gamma sample (FH 2013)
+    assert round(float(np.nanmean(summary.mean_value)), 2) == 35.08  # mean of their m_x (FH 2013)
+    assert summary.T.max() == 272 / 7 and summary.T.min() >= 183 / 7  # first purchases in Q1 1997
+    # The first customer of FHL's data set: x = 2, t_x = 30.43, T = 38.86 (weeks).
+    first = int(np.flatnonzero(summary.customer_id == "00004")[0])
+    assert summary.x[first] == 2
+    assert round(summary.t_x[first], 2) == 30.43 and round(summary.T[first], 2) == 38.86
+    assert summary.mean_value[first] == pytest.approx((29.73 + 14.96) / 2)
+    assert np.isnan(summary.mean_value[summary.x == 0]).all()
+
+
+def test_bgnbd_reproduces_fader_hardie_lee_2005(summary) -> None:
+    started = time.perf_counter()
+    params = clv.fit_bgnbd(summary.x, summary.t_x, summary.T)
+    elapsed = time.perf_counter() - started
+    assert {name: round(value, 3) for name, value in params._asdict().items()} == FHL_2005
+    assert round(clv.bgnbd_log_likelihood(params, summary.x, summary.t_x, summary.T), 1) == -9582.4
+    assert elapsed < 2, f"BG/NBD fit took {elapsed:.2f} s"
+
+
+def test_gamma_gamma_reproduces_fader_hardie_2013(summary) -> None:
+    params = clv.fit_gamma_gamma(summary.x, summary.mean_value)
+    assert {name: round(value, 2) for name, value in params._asdict().items()} == FH_2013
+
+
+def test_conditional_expectation_of_the_papers_worked_example(bgnbd) -> None:
+    # FHL (2005): a customer with x = 2, t_x = 30.43, T = 38.86 is expected to make 1.226 purchases in the
+    # next 39 weeks.
+    assert round(float(clv.expected_purchases(39, 2, 30.43, 38.86, *bgnbd)), 3) == 1.226
+
+
+def test_fit_is_independent_of_the_order_of_the_rows(orders, summary) -> None:
+    shuffled = [orders[i] for i in np.random.default_rng(1).permutation(len(orders))]
+    again = clv.summarise(shuffled, CALIBRATION_END)
+    for field in ("customer_id", "x", "t_x", "T", "mean_value"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(summary, field))
+
+
+# ------------------------------------------------------------------------------------- summarise edges
+
+
+def test_summarise_merges_days_and_ignores_later_orders() -> None:
+    rows = [
+        ("b", datetime(2020, 1, 1, 9), 10.0),
+        ("b", datetime(2020, 1, 1, 23, 59), 5.0),  # same day: one purchase of 15
+        ("b", datetime(2020, 1, 8, 1), 4.0),
+        ("b", datetime(2020, 1, 8, 2), 6.0),  # repeat day worth 10
+        ("b", datetime(2020, 1, 15), 20.0),  # repeat day worth 20, on calibration_end: counts
+        ("b", datetime(2020, 1, 16), 99.0),  # after calibration_end: ignored
+        ("a", date(2020, 1, 15), 3.0),
+        ("c", datetime(2020, 2, 1), 1.0),  # first order after calibration_end: not a customer yet
+    ]
+    s = clv.summarise(rows, date(2020, 1, 15), time_unit_days=7)
+    assert s.customer_id.tolist() == ["a", "b"]
+    assert s.x.tolist() == [0, 2]
+    assert s.t_x.tolist() == [0.0, 2.0] and s.T.tolist() == [0.0, 2.0]
+    assert np.isnan(s.mean_value[0]) and s.mean_value[1] == 15.0
+    daily = clv.summarise(rows, date(2020, 1, 15), time_unit_days=1)
+    assert daily.t_x.tolist() == [0.0, 14.0] and daily.T.tolist() == [0.0, 14.0]
+
+
+def test_summarise_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="no orders on or before"):
+        clv.summarise([("a", date(2020, 2, 1), 1.0)], date(2020, 1, 1))
+    with pytest.raises(ValueError, match="missing or infinite amount"):
+        clv.summarise([("a", date(2020, 1, 1), float("nan"))], date(2020, 1, 1))
+    with pytest.raises(ValueError, match="time_unit_days"):
+        clv.summarise([("a", date(2020, 1, 1), 1.0)], date(2020, 1, 1), time_unit_days=0)
+
+
+# ------------------------------------------------------------------------------ scoring: known limits
+
+
+def test_p_alive_limits(summary, bgnbd) -> None:
+    alive = clv.p_alive(summary.x, summary.t_x, summary.T, *bgnbd)
+    assert (alive[summary.x == 0] == 1.0).all()  # BG/NBD: dropping out only happens after a purchase
+    assert ((alive > 0) & (alive <= 1)).all()
+    # A buyer whose last purchase lies further back is less likely alive; a purchase at T means ~alive.
+    ages = np.array([10.0, 20.0, 40.0, 80.0])
+    assert (np.diff(clv.p_alive(3, 5.0, ages, *bgnbd)) < 0).all()
+    _r, _alpha, a, b = bgnbd
+    assert clv.p_alive(3, 40.0, 40.0, *bgnbd) == pytest.approx(1 / (1 + a / (b + 2)))
+
+
+def test_expected_purchases_grow_with_the_horizon(summary, bgnbd) -> None:
+    horizons = np.array([0.0, 1.0, 4.0, 13.0, 39.0, 104.0])
+    for i in (0, 1, 2, int(np.argmax(summary.x))):
+        values = clv.expected_purchases(horizons, summary.x[i], summary.t_x[i], summary.T[i], *bgnbd)
+        assert values[0] == 0.0
+        assert (np.diff(values) > 0).all()
+
+
+def test_with_no_history_the_conditional_expectation_is_the_unconditional_one(bgnbd) -> None:
+    # T = 0 (a customer just acquired): E[Y(t) | 0, 0, 0] = E[X(t)], FHL (2005) eq. (9), in its direct form.
+    r, alpha, a, b = bgnbd
+    t = np.array([1.0, 10.0, 39.0, 78.0, 520.0])
+    unconditional = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
+    np.testing.assert_allclose(clv.expected_purchases(t, 0, 0.0, 0.0, *bgnbd), unconditional, rtol=1e-10)
+
+
+def test_euler_transformed_form_equals_the_papers_form_and_does_not_overflow(bgnbd) -> None:
+    r, alpha, a, b = bgnbd
+    x, t_x, T, t = np.array([0, 1, 3, 10, 25]), np.array([0.0, 5, 20, 30, 38]), 39.0, 39.0
+    direct = (
+        (a + b + x - 1)
+        / (a - 1)
+        * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t)))
+        / (1 + (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x))
+    )
+    np.testing.assert_allclose(clv.expected_purchases(t, x, t_x, T, *bgnbd), direct, rtol=1e-9)
+    # A very frequent buyer: the paper's form overflows (inf * 0), the transformed one is a sane number.
+    heavy = clv.expected_purchases(52.0, 2000, 51.9, 52.0, *bgnbd)
+    assert np.isfinite(heavy) and 1000 < heavy < 2100  # about 2000 purchases a year, and surely still buying
+
+
+def test_expected_average_value_limits(gamma_gamma) -> None:
+    p, q, gamma = gamma_gamma
+    population_mean = p * gamma / (q - 1)
+    assert clv.expected_average_value(0, np.nan, *gamma_gamma) == pytest.approx(population_mean)
+    # A weighted mean of the population mean and m_x that moves towards m_x as x grows.
+    values = clv.expected_average_value(np.array([1, 5, 50, 5000]), 100.0, *gamma_gamma)
+    assert (np.diff(values) > 0).all() and population_mean < values[0] and values[-1] < 100
+    assert values[-1] == pytest.approx(100, rel=1e-3)
+    with pytest.raises(ValueError, match=r"q = 0\.9 <= 1"):
+        clv.expected_average_value(1, 10.0, p, 0.9, gamma)
+
+
+def test_predicted_value_is_purchases_times_average_value(summary, bgnbd, gamma_gamma) -> None:
+    s = summary
+    value = clv.predicted_value(13.0, s.x, s.t_x, s.T, s.mean_value, bgnbd, gamma_gamma)
+    expected = clv.expected_purchases(13.0, s.x, s.t_x, s.T, *bgnbd) * clv.expected_average_value(
+        s.x, s.mean_value, *gamma_gamma
+    )
+    np.testing.assert_array_equal(value, expected)
+    assert (value > 0).all()
+
+
+def test_analytic_gradients_match_finite_differences(summary) -> None:
+    s = summary
+    args = (s.x.astype(float), s.t_x, s.T)
+    point = np.log([0.3, 5.0, 0.7, 2.0])
+    _, gradient = clv._bgnbd_objective(point, *args)
+    numeric = approx_fprime(point, lambda v: clv._bgnbd_objective(v, *args)[0], 1e-7)
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-7)
+
+    repeat = s.x > 0
+    gg_args = (s.x[repeat].astype(float), s.mean_value[repeat])
+    point = np.log([5.0, 3.0, 12.0])
+    _, gradient = clv._gamma_gamma_objective(point, *gg_args)
+    numeric = approx_fprime(point, lambda v: clv._gamma_gamma_objective(v, *gg_args)[0], 1e-7)
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-7)
+
+
+def test_fits_fail_clearly_when_the_data_do_not_identify_the_model() -> None:
+    with pytest.raises(ValueError, match="no customer has a repeat purchase"):
+        clv.fit_bgnbd([0, 0, 0], [0.0, 0.0, 0.0], [5.0, 6.0, 7.0])
+    # The repeat buyers bought again on the last day, no sign of dropping out: a -> 0, b -> infinity.
+    with pytest.raises(
+        clv.ConvergenceError, match=r"BG/NBD fit on 4 customers did not converge: the likelihood is flat .* along a, b "
+    ):
+        clv.fit_bgnbd([3, 4, 5, 0], [10.0, 10.0, 10.0, 0.0], [10.0, 10.0, 10.0, 10.0])
+    with pytest.raises(ValueError, match=r"need 3\+"):
+        clv.fit_gamma_gamma([1, 0, 2], [10.0, np.nan, 0.0])
+
+
+# ------------------------------------------------------------------------- run_clv on DuckDB and Postgres
+
+
+def pg_params(dbname: str) -> dict[str, str]:
+    params = {
+        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
+        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
+        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
+        "dbname": dbname,
+    }
+    if os.environ.get("REKINDLE_PG_PASSWORD"):
+        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
+    return params
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    """A throwaway database on the real server, dropped (even with connections left open) afterwards."""
+    name = f"rekindle_clv_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg2.connect(**pg_params("postgres"))
+    except psycopg2.OperationalError as exc:
+        # Every machine, CI's included, runs PostgreSQL: a missing server is a broken machine, not a skip.
+        pytest.fail(f"no Postgres server for the integration tests: {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'create database "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
+
+
+def order_rows(orders) -> list[tuple]:
+    """fct_orders rows: order_id, user_id, ordered_at, amount (amount as text: numeric(28,6) in both)."""
+    return [(f"o{i}", user, at, f"{amount:.2f}") for i, (user, at, amount) in enumerate(orders)]
+
+
+FCT_ORDERS_DDL = (
+    "create table {schema}.fct_orders (order_id text not null, user_id text not null, "
+    "ordered_at timestamp not null, amount numeric(28, 6) not null)"
+)
+
+
+@pytest.fixture(scope="module")
+def duckdb_url(tmp_path_factory, orders) -> str:
+    path = tmp_path_factory.mktemp("clv") / "rekindle.duckdb"
+    order_id, user_id, ordered_at, amount = (list(column) for column in zip(*order_rows(orders), strict=True))
+    table = pa.table({"order_id": order_id, "user_id": user_id, "ordered_at": ordered_at, "amount": amount})
+    with duckdb.connect(str(path)) as con:
+        con.execute(FCT_ORDERS_DDL.format(schema="main"))
+        con.register("new_orders", table)
+        con.execute("insert into main.fct_orders select * from new_orders")
+    return f"duckdb:///{path}"
+
+
+@pytest.fixture(scope="module")
+def postgres_url(pg_database, orders) -> str:
+    with psycopg2.connect(**pg_params(pg_database)) as con, con.cursor() as cursor:
+        cursor.execute("create schema rekindle")
+        cursor.execute(FCT_ORDERS_DDL.format(schema="rekindle"))
+        psycopg2.extras.execute_values(cursor, "insert into rekindle.fct_orders values %s", order_rows(orders))
+    con.close()
+    params = pg_params(pg_database)
+    url = sa.engine.URL.create(
+        "postgresql+psycopg2",
+        username=params["user"],
+        password=params.get("password"),
+        host=params["host"],
+        port=int(params["port"]),
+        database=pg_database,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def read_tables(url: str, schema: str) -> tuple[list[tuple], list[tuple]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            params = conn.execute(
+                sa.text(
+                    "select model, parameter, value, calibration_end, customers, fitted_at_as_of, time_unit_days "
+                    f"from {schema}.clv_model_params order by model, parameter"
+                )
+            ).all()
+            predictions = conn.execute(
+                sa.text(
+                    "select user_id, frequency, recency, t, p_alive, expected_purchases, expected_average_value, "
+                    f"predicted_value, calibration_end, horizon_days from {schema}.clv_predictions order by user_id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [tuple(r) for r in params], [tuple(r) for r in predictions]
+
+
+def assert_rows_close(left: list[tuple], right: list[tuple]) -> None:
+    assert len(left) == len(right)
+    for a, b in zip(left, right, strict=True):
+        for u, v in zip(a, b, strict=True):
+            if isinstance(u, float):
+                assert v == pytest.approx(u, rel=1e-9, abs=1e-9), (a, b)
+            else:
+                assert u == v, (a, b)
+
+
+def test_run_clv_writes_the_same_tables_on_duckdb_and_postgres(duckdb_url, postgres_url, summary) -> None:
+    runs = {
+        "duckdb": clv.run_clv(duckdb_url, CALIBRATION_END, horizon_days=91, schema="main"),
+        "postgres": clv.run_clv(postgres_url, CALIBRATION_END, horizon_days=91, schema="rekindle"),
+    }
+    for run in runs.values():
+        assert {name: round(value, 3) for name, value in run.bgnbd._asdict().items()} == FHL_2005
+        assert {name: round(value, 2) for name, value in run.gamma_gamma._asdict().items()} == FH_2013
+        assert (run.customers, run.repeat_customers) == (2357, 946)
+
+    duck_params, duck_predictions = read_tables(duckdb_url, "main")
+    pg_params_rows, pg_predictions = read_tables(postgres_url, "rekindle")
+    assert_rows_close(duck_params, pg_params_rows)
+    assert_rows_close(duck_predictions, pg_predictions)
+
+    assert [(m, p) for m, p, *_ in duck_params] == [
+        ("bgnbd", "a"), ("bgnbd", "alpha"), ("bgnbd", "b"), ("bgnbd", "r"),
+        ("gamma_gamma", "gamma"), ("gamma_gamma", "p"), ("gamma_gamma", "q"),
+    ]  # fmt: skip
+    for model, _parameter, _value, calibration_end, customers, as_of, unit in duck_params:
+        assert calibration_end == as_of == CALIBRATION_END and unit == 7
+        assert customers == (2357 if model == "bgnbd" else 946)
+
+    # The predictions are the pure functions' values for the 13-week horizon.
+    assert len(duck_predictions) == 2357
+    assert sum(row[1] for row in duck_predictions) == 2457
+    bgnbd, gamma_gamma = runs["duckdb"].bgnbd, runs["duckdb"].gamma_gamma
+    expected = clv.predicted_value(13.0, summary.x, summary.t_x, summary.T, summary.mean_value, bgnbd, gamma_gamma)
+    np.testing.assert_allclose([row[7] for row in duck_predictions], expected, rtol=1e-12)
+    first = duck_predictions[0]
+    assert first[0] == "00004" and first[1] == 2 and first[8] == CALIBRATION_END and first[9] == 91
+    assert first[4] == pytest.approx(float(clv.p_alive(2, 213 / 7, 272 / 7, *bgnbd)), rel=1e-12)
+
+
+def test_run_clv_reruns_replace_instead_of_appending(duckdb_url, postgres_url) -> None:
+    for url, schema in ((duckdb_url, "main"), (postgres_url, "rekindle")):
+        clv.run_clv(url, CALIBRATION_END, schema=schema)
+        first = read_tables(url, schema)
+        clv.run_clv(url, CALIBRATION_END, schema=schema)
+        assert read_tables(url, schema) == first  # same rows, not twice as many
+        # Another calibration date replaces the content: one fit per table, never a mix.
+        clv.run_clv(url, date(1997, 12, 31), horizon_days=30, schema=schema)
+        params, predictions = read_tables(url, schema)
+        assert len(params) == 7 and {row[3] for row in params} == {date(1997, 12, 31)}
+        assert len(predictions) == 2357 and {(row[8], row[9]) for row in predictions} == {(date(1997, 12, 31), 30)}
+
+
+def test_run_clv_fails_clearly_without_orders(duckdb_url) -> None:
+    with pytest.raises(ValueError, match="has no orders up to 1996-12-31"):
+        clv.run_clv(duckdb_url, date(1996, 12, 31), schema="main")
+
+
+def test_a_failed_write_leaves_the_previous_tables(duckdb_url, postgres_url) -> None:
+    tables = {"params_table": "atomic_params", "predictions_table": "atomic_predictions"}
+    for url, schema in ((duckdb_url, "main"), (postgres_url, "rekindle")):
+        clv.run_clv(url, CALIBRATION_END, schema=schema, **tables)
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"delete from {schema}.atomic_predictions where user_id <> '00004'"))
+                # The predictions table gains a NOT NULL column that the stage does not fill: its insert fails
+                # after the parameters were already replaced in the same transaction.
+                conn.execute(sa.text(f"alter table {schema}.atomic_predictions rename to atomic_predictions_old"))
+                conn.execute(
+                    sa.text(
+                        f"create table {schema}.atomic_predictions as select *, 1 as extra "
+                        f"from {schema}.atomic_predictions_old"
+                    )
+                )
+                conn.execute(sa.text(f"alter table {schema}.atomic_predictions alter column extra set not null"))
+            with pytest.raises((duckdb.Error, psycopg2.Error, sa.exc.DBAPIError), match=r"(?i)null"):
+                clv.run_clv(url, date(1997, 12, 31), schema=schema, **tables)
+            with engine.connect() as conn:
+                params = conn.execute(sa.text(f"select distinct calibration_end from {schema}.atomic_params")).all()
+                kept = conn.execute(sa.text(f"select count(*) from {schema}.atomic_predictions")).scalar_one()
+        finally:
+            engine.dispose()
+        assert [tuple(row) for row in params] == [(CALIBRATION_END,)]
+        assert kept == 1
+
+
+def test_run_clv_on_another_dialect_uses_pandas_inserts(tmp_path, duckdb_url) -> None:
+    """SQLite (schema `main` too) goes through the generic path: pandas multi-row inserts in chunks."""
+    url = f"sqlite:///{tmp_path / 'rekindle.sqlite'}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(FCT_ORDERS_DDL.format(schema="main")))
+            conn.execute(
+                sa.text("insert into main.fct_orders values (:o, :u, :t, :a)"),
+                [{"o": o, "u": u, "t": t.isoformat(sep=" "), "a": a} for o, u, t, a in order_rows(read_cdnow())],
+            )
+    finally:
+        engine.dispose()
+    clv.run_clv(url, CALIBRATION_END, schema="main", chunksize=500)
+    clv.run_clv(duckdb_url, CALIBRATION_END, schema="main")
+    sqlite_params, sqlite_predictions = read_tables(url, "main")
+    duck_params, duck_predictions = read_tables(duckdb_url, "main")
+    assert len(sqlite_predictions) == 2357
+    # SQLite has no date type: compare the numbers.
+    assert_rows_close([r[:3] for r in sqlite_params], [r[:3] for r in duck_params])
+    assert_rows_close([r[:8] for r in sqlite_predictions], [r[:8] for r in duck_predictions])
