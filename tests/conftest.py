@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -53,3 +56,38 @@ def built_warehouse(tmp_path_factory, small_landing) -> Path:
     load_landing(str(small_landing), warehouse, (datetime(2026, 10, 31), SMALL_AS_OF))
     run_dbt(warehouse, "build", tmp=tmp)
     return warehouse
+
+
+def pg_params(dbname: str) -> dict[str, str]:
+    """Connection parameters for the machine's Postgres server (REKINDLE_PG_* as in dbt_project/profiles.yml)."""
+    params = {
+        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
+        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
+        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
+        "dbname": dbname,
+    }
+    if os.environ.get("REKINDLE_PG_PASSWORD"):
+        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
+    return params
+
+
+@contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """A new database on the real server, dropped afterwards even with connections left open."""
+    import psycopg2
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg2.connect(**pg_params("postgres"))
+    except psycopg2.OperationalError as exc:
+        # Every machine, CI's included, runs PostgreSQL: a missing server is a broken machine, not a skip.
+        pytest.fail(f"no Postgres server for the integration tests: {exc}")
+    admin.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
+    with admin.cursor() as cursor:
+        cursor.execute(f'create database "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()

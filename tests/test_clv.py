@@ -8,8 +8,6 @@ CDNOW sample: 2,357 customers of the 1997 Q1 cohort (tests/data/cdnow/README.md)
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -26,6 +24,7 @@ from scipy.optimize import approx_fprime
 from scipy.special import hyp2f1
 
 from loaders import clv
+from tests.conftest import pg_params, throwaway_pg_database
 
 CDNOW_SAMPLE = Path(__file__).parent / "data" / "cdnow" / "CDNOW_sample.txt"
 CALIBRATION_END = date(1997, 9, 30)
@@ -245,36 +244,10 @@ def test_fits_fail_clearly_when_the_data_do_not_identify_the_model() -> None:
 # ------------------------------------------------------------------------- run_clv on DuckDB and Postgres
 
 
-def pg_params(dbname: str) -> dict[str, str]:
-    params = {
-        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
-        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
-        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
-        "dbname": dbname,
-    }
-    if os.environ.get("REKINDLE_PG_PASSWORD"):
-        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
-    return params
-
-
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    """A throwaway database on the real server, dropped (even with connections left open) afterwards."""
-    name = f"rekindle_clv_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg2.connect(**pg_params("postgres"))
-    except psycopg2.OperationalError as exc:
-        # Every machine, CI's included, runs PostgreSQL: a missing server is a broken machine, not a skip.
-        pytest.fail(f"no Postgres server for the integration tests: {exc}")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'create database "{name}"')
-    try:
+    with throwaway_pg_database("rekindle_clv") as name:
         yield name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
 
 
 def order_rows(orders) -> list[tuple]:

@@ -3,7 +3,6 @@ CSVs (CDNOW, real data), Postgres (real server), and a load killed with SIGKILL 
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from moto.server import ThreadedMotoServer
 from loaders.load import load_landing
 from loaders.postgres import PostgresWarehouse
 from loaders.s3 import S3LandingZone
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, pg_params, throwaway_pg_database
 
 INTERVAL = (datetime(2026, 10, 31), datetime(2026, 11, 1))
 CDNOW = PROJECT / "tests" / "data" / "cdnow" / "CDNOW_master.txt"
@@ -99,16 +98,8 @@ def test_s3_landing_zone_loads_like_the_folder(s3_endpoint, small_landing, tmp_p
 
 @pytest.fixture
 def pg_dsn():
-    name = f"rekindle_load_{os.getpid()}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'drop database if exists "{name}"')
-        cursor.execute(f'create database "{name}"')
-    yield f"host=127.0.0.1 user=postgres dbname={name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'drop database "{name}" with (force)')
-    admin.close()
+    with throwaway_pg_database("rekindle_load") as name:
+        yield psycopg2.extensions.make_dsn(**pg_params(name))
 
 
 def test_postgres_target_gets_the_same_counts_as_duckdb(pg_dsn, small_landing, tmp_path):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import pytest
 
 from loaders.load import load_landing
 from loaders.postgres import PostgresWarehouse
-from tests.conftest import DBT, PROJECT, SMALL_AS_OF
+from tests.conftest import DBT, PROJECT, SMALL_AS_OF, pg_params, throwaway_pg_database
 
 PG_SCHEMA = "rekindle"
 LOAD_INTERVAL = (datetime(2026, 10, 31), SMALL_AS_OF)
@@ -46,35 +45,10 @@ EMPTY_AFTER_ONE_RUN = {
 }
 
 
-def pg_params(dbname: str) -> dict[str, str]:
-    params = {
-        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
-        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
-        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
-        "dbname": dbname,
-    }
-    if os.environ.get("REKINDLE_PG_PASSWORD"):
-        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
-    return params
-
-
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    """A throwaway database on the real server, dropped (even with connections left open) afterwards."""
-    name = f"rekindle_port_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg2.connect(**pg_params("postgres"))
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"no Postgres server for the portability test: {exc}")
-    admin.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
-    with admin.cursor() as cursor:
-        cursor.execute(f'create database "{name}"')
-    try:
+    with throwaway_pg_database("rekindle_port") as name:
         yield name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
 
 
 # ------------------------------------------------------------------------------------------------ dbt

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 from loaders.batch import EVENT_SCHEMA, PROFILE_SCHEMA, QUARANTINE_SCHEMA, Batch
 from loaders.postgres import PostgresWarehouse
 from loaders.warehouse import CommitResult, DuckDBWarehouse, ManifestEntry
+from tests.conftest import pg_params, throwaway_pg_database
 
 INTERVAL_START = datetime(2026, 10, 31)
 INTERVAL_END = datetime(2026, 11, 1)
@@ -80,39 +80,13 @@ def entry(source_file: str, **overrides) -> ManifestEntry:
     return ManifestEntry(**(fields | overrides))
 
 
-def pg_params(dbname: str) -> dict[str, str]:
-    params = {
-        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
-        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
-        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
-        "dbname": dbname,
-    }
-    if os.environ.get("REKINDLE_PG_PASSWORD"):
-        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
-    return params
-
-
 # --------------------------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """A throwaway database on the real server, dropped (even with connections left open) afterwards."""
-    name = f"rekindle_test_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg2.connect(**pg_params("postgres"))
-    except psycopg2.OperationalError as exc:
-        # Every machine, CI's included, runs PostgreSQL: a missing server is a broken machine, not a skip.
-        pytest.fail(f"no Postgres server for the integration tests: {exc}")
-    admin.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
-    with admin.cursor() as cursor:
-        cursor.execute(f'create database "{name}"')
-    try:
+    with throwaway_pg_database("rekindle_test") as name:
         yield name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
 
 
 @pytest.fixture
