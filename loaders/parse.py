@@ -17,6 +17,7 @@ file, the first record of a key wins and the rest are counted as duplicates.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import json
 from dataclasses import dataclass, field
@@ -267,6 +268,19 @@ def _slow_path(lines: pa.Table, latest: datetime, earliest: datetime) -> tuple[l
     return events, profiles, rejected
 
 
+def _accepted_table(rows: list, row_type: type, schema: pa.Schema) -> pa.Table:
+    """Rows the exact path accepted, with their line and text, typed like the batch they join."""
+    columns = {
+        "source_line": pa.array([number for number, _, _ in rows], pa.int32()),
+        "text": pa.array([text for _, text, _ in rows], pa.string()),
+    }
+    for column in dataclasses.fields(row_type):
+        columns[column.name] = pa.array(
+            [getattr(row, column.name) for _, _, row in rows], schema.field(column.name).type
+        )
+    return pa.table(columns)
+
+
 def parse_records(lines: _Lines, source_file: str, latest: datetime, earliest: datetime) -> Batch:
     con = duckdb.connect()
     try:
@@ -285,24 +299,8 @@ def parse_records(lines: _Lines, source_file: str, latest: datetime, earliest: d
             " union all select source_line, text from checked where not coalesce(fast, false)"
         ).to_arrow_table()
         slow_events, slow_profiles, rejected = _slow_path(routed, latest, earliest)
-        con.register("slow_events", pa.table({
-            "source_line": pa.array([n for n, _, _ in slow_events], pa.int32()),
-            "text": pa.array([t for _, t, _ in slow_events], pa.string()),
-            "event_id": pa.array([r.event_id for _, _, r in slow_events], pa.string()),
-            "event_name": pa.array([r.event_name for _, _, r in slow_events], pa.string()),
-            "event_ts": pa.array([r.event_ts for _, _, r in slow_events], pa.timestamp("us")),
-            "identity": pa.array([r.identity for _, _, r in slow_events], pa.string()),
-            "object_id": pa.array([r.object_id for _, _, r in slow_events], pa.string()),
-            "evt_data": pa.array([r.evt_data for _, _, r in slow_events], pa.string()),
-        }))  # fmt: skip
-        con.register("slow_profiles", pa.table({
-            "source_line": pa.array([n for n, _, _ in slow_profiles], pa.int32()),
-            "text": pa.array([t for _, t, _ in slow_profiles], pa.string()),
-            "identity": pa.array([r.identity for _, _, r in slow_profiles], pa.string()),
-            "object_id": pa.array([r.object_id for _, _, r in slow_profiles], pa.string()),
-            "updated_ts": pa.array([r.updated_ts for _, _, r in slow_profiles], pa.timestamp("us")),
-            "profile_data": pa.array([r.profile_data for _, _, r in slow_profiles], pa.string()),
-        }))  # fmt: skip
+        con.register("slow_events", _accepted_table(slow_events, records.EventRow, EVENT_SCHEMA))
+        con.register("slow_profiles", _accepted_table(slow_profiles, records.ProfileRow, PROFILE_SCHEMA))
         events = (
             con.sql("""
             with accepted as (

@@ -125,7 +125,7 @@ def test_fast_path_agrees_with_the_exact_validator():
                 (expected[0], expected[1][:2] + expected[1][3:]),
             )
         assert actual == expected, (line, value)
-    assert batch.duplicates_in_batch == 0 or batch.input_records == len(CORPUS)
+    assert batch.input_records == len(CORPUS) and batch.duplicates_in_batch == 0  # every record got a verdict
 
 
 def test_keys_and_duplicates_within_a_file():
