@@ -103,20 +103,22 @@ PLATFORMS = ("Android", "iOS", "Web")
 APP_VERSIONS = ("3.1.0", "3.2.0", "3.2.1")
 PLANS = ("free", "plus", "pro")
 PLAN_WEIGHTS = (70, 20, 10)
-CITIES = (
-    "San Francisco",
-    "New York",
-    "Chicago",
-    "Seattle",
-    "Austin",
-    "London",
-    "Manchester",
-    "Berlin",
-    "Toronto",
-    "Singapore",
-    "Bengaluru",
-    "Sydney",
-)
+# City -> ISO 3166-1 alpha-2 country, as CleverTap's Country profile field (and Meta's COUNTRY) expects.
+CITY_COUNTRIES = {
+    "San Francisco": "US",
+    "New York": "US",
+    "Chicago": "US",
+    "Seattle": "US",
+    "Austin": "US",
+    "London": "GB",
+    "Manchester": "GB",
+    "Berlin": "DE",
+    "Toronto": "CA",
+    "Singapore": "SG",
+    "Bengaluru": "IN",
+    "Sydney": "AU",
+}
+CITIES = tuple(CITY_COUNTRIES)
 FIRST_NAMES = {
     "F": ("Alice", "Maya", "Priya", "Sofia", "Emma", "Olivia", "Chen", "Fatima", "Grace", "Hana", "Isla"),
     "M": ("Bob", "Arjun", "Liam", "Noah", "Diego", "Kenji", "Omar", "Lucas", "Ethan", "Ravi", "Tom"),
@@ -406,6 +408,7 @@ def _make_profile(rng: random.Random, number: int) -> dict[str, Any]:
         profile[flag] = rng.random() < share
     profile["Plan"] = rng.choices(PLANS, PLAN_WEIGHTS)[0]
     profile["City"] = rng.choice(CITIES)
+    profile["Country"] = CITY_COUNTRIES[profile["City"]]
     return profile
 
 
@@ -626,6 +629,7 @@ def _plan_profile_update(rng: random.Random, user: User, devices: dict[str, Devi
         changes["Plan"] = rng.choice([p for p in PLANS if p != current.get("Plan")])
     if rng.random() < 0.3:
         changes["City"] = rng.choice([c for c in CITIES if c != current.get("City")])
+        changes["Country"] = CITY_COUNTRIES[changes["City"]]
     logged_in = [oid for login_ts, oid in user.logins if login_ts <= ts and devices[oid].identity_at(ts) == user.uid]
     if logged_in:  # else every device of theirs was taken over by someone else: nothing to push from
         user.update = (ts, logged_in[-1], changes)

@@ -47,6 +47,7 @@ FULL_PROFILE_KEYS = {
     "MSG-whatsapp",
     "Plan",
     "City",
+    "Country",
 }
 CONSENT_FLAG = {"email": "MSG-email", "sms": "MSG-sms", "push": "MSG-push"}
 

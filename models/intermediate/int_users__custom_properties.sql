@@ -39,7 +39,7 @@ latest as (
     from entries
     where
         property not in (
-            'Name', 'Identity', 'Email', 'Phone', 'Gender', 'DOB',
+            'Name', 'Identity', 'Email', 'Phone', 'Gender', 'DOB', 'City', 'Country',
             'MSG-email', 'MSG-sms', 'MSG-push', 'MSG-whatsapp'
         )
 

@@ -29,7 +29,7 @@ latest as (
 
     select distinct
         user_id,
-        {%- for field in ['name', 'email', 'phone', 'gender', 'date_of_birth', 'city',
+        {%- for field in ['name', 'email', 'phone', 'gender', 'date_of_birth', 'city', 'country',
                           'msg_email', 'msg_sms', 'msg_push', 'msg_whatsapp'] %}
             {{ latest_non_null(field, 'user_id', 'updated_at desc, profile_key desc') }} as {{ field }},
         {%- endfor %}

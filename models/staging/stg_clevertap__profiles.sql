@@ -25,6 +25,7 @@ renamed as (
         upper(nullif(trim({{ json_text('profile_data', "'Gender'") }}), '')) as gender,
         nullif(trim({{ json_text('profile_data', "'DOB'") }}), '') as date_of_birth,
         nullif(trim({{ json_text('profile_data', "'City'") }}), '') as city,
+        nullif(trim({{ json_text('profile_data', "'Country'") }}), '') as country,
         {{ json_bool('profile_data', "'MSG-email'") }} as msg_email,
         {{ json_bool('profile_data', "'MSG-sms'") }} as msg_sms,
         {{ json_bool('profile_data', "'MSG-push'") }} as msg_push,

@@ -101,6 +101,7 @@ final as (
         profiles.gender,
         profiles.date_of_birth,
         profiles.city,
+        profiles.country,
         platforms.platform,
         custom_properties.custom_properties,
         -- Rekindle asks for explicit consent: no MSG-* flag means no consent (see the YAML docs).
