@@ -23,15 +23,17 @@ SMALL_AS_OF = datetime(2026, 11, 1)
 
 
 def run_dbt(
-    warehouse: Path, *args: str, as_of: datetime | None = SMALL_AS_OF, tmp: Path
+    warehouse: Path | None, *args: str, as_of: datetime | None = SMALL_AS_OF, tmp: Path, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the real dbt CLI against a DuckDB file; fail the test with dbt's output when it fails."""
+    """Run the real dbt CLI against a DuckDB file (or, with env, another target); fail the test with dbt's
+    output when it fails."""
     env = {
         **os.environ,
         "REKINDLE_WAREHOUSE": str(warehouse),
         "REKINDLE_TARGET": "duckdb",
         "DBT_PROFILES_DIR": str(PROJECT / "dbt_project"),
         "DO_NOT_TRACK": "1",
+        **(env or {}),
     }
     command = [DBT, *args, "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")]
     if as_of is not None:

@@ -247,10 +247,12 @@ def compare(mart: Mart, duck: Table, pg: Table) -> str | None:
 
 def test_marts_match_on_duckdb_and_postgres(tmp_path: Path, small_landing: Path, pg_database: str) -> None:
     duck_file = tmp_path / "rekindle.duckdb"
-    load_landing(str(small_landing), duck_file, LOAD_INTERVAL)
+    # One load time for both: loaded_at is carried into the marts (the incremental watermark).
+    loaded_at = datetime(2026, 11, 1, 2, 30)
+    load_landing(str(small_landing), duck_file, LOAD_INTERVAL, loaded_at=loaded_at)
     pg = PostgresWarehouse(psycopg2.extensions.make_dsn(**pg_params(pg_database)), schema=PG_SCHEMA)
     try:
-        load_landing(str(small_landing), pg, LOAD_INTERVAL)
+        load_landing(str(small_landing), pg, LOAD_INTERVAL, loaded_at=loaded_at)
     finally:
         pg.close()
 

@@ -1,19 +1,41 @@
 -- A table, not a view: marts read it several times, and Postgres' planner misjudges the view stack
 -- (a nested loop that reran identity resolution per order made fct_orders 1,000x slower).
-{{ config(materialized='table') }}
+-- Incremental: a run resolves the records loaded since its watermark and every record of a device
+-- whose identity history changed (incremental_in_scope), and replaces them by key.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='record_key',
+    post_hook="{{ delete_after_as_of('record_at') }}",
+) }}
 
 -- The user every event and profile record belongs to. One place decides identity for both, so an
 -- event and a profile update from the same anonymous device always land on the same user.
 with
 
-records as (
+{% if is_incremental() %}
+watermark as (
+
+    {{ incremental_watermark('loaded_at', 'record_at') }}
+
+),
+
+changed_devices as (
+
+    {{ incremental_changed_devices() }}
+
+),
+{% endif %}
+
+all_records as (
 
     select
         event_key as record_key,
         'event' as record_kind,
         identity,
         device_id,
-        event_at as record_at
+        event_at as record_at,
+        loaded_at
     from {{ ref('stg_clevertap__events') }}
     where event_at <= {{ rekindle_as_of() }}
     union all
@@ -22,9 +44,21 @@ records as (
         'profile' as record_kind,
         identity,
         device_id,
-        updated_at as record_at
+        updated_at as record_at,
+        loaded_at
     from {{ ref('stg_clevertap__profiles') }}
     where updated_at <= {{ rekindle_as_of() }}
+
+),
+
+in_scope as (
+
+    select all_records.*
+    from all_records
+    {% if is_incremental() %}
+        cross join watermark
+        where {{ incremental_in_scope('all_records.loaded_at', 'all_records.record_at', 'all_records.device_id') }}
+    {% endif %}
 
 ),
 
@@ -42,7 +76,7 @@ latest_login_before as (
         row_number() over (
             partition by records.record_key order by switches.switched_at desc, switches.identity desc
         ) as recency
-    from records
+    from in_scope as records
     inner join switches
         on records.device_id = switches.device_id and records.record_at >= switches.switched_at
     where records.identity is null
@@ -74,8 +108,9 @@ final as (
             when latest_login_before.identity is not null then 'device_logged_in'
             when first_login.identity is not null then 'device_adopted_before_login'
             when records.device_id is not null then 'anonymous_device'
-        end as resolved_by
-    from records
+        end as resolved_by,
+        records.loaded_at
+    from in_scope as records
     left join latest_login_before
         on records.record_key = latest_login_before.record_key and latest_login_before.recency = 1
     left join first_login

@@ -1,8 +1,16 @@
+-- Incremental: a run reads only what was loaded since the table's watermark and appends the keys it
+-- has not seen. A key's first delivery is already here by then, so this equals a full rebuild, and
+-- the identity models above read a table instead of re-deduplicating all of raw.events per query.
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
 with
 
 source as (
 
     select * from {{ source('clevertap', 'events') }}
+    {% if is_incremental() %}
+        where loaded_at > {{ incremental_loaded_since() }}
+    {% endif %}
 
 ),
 
@@ -36,3 +44,6 @@ renamed as (
 )
 
 select * from renamed
+{% if is_incremental() %}
+    where not exists (select 1 from {{ this }} as seen where seen.event_key = renamed.event_key)
+{% endif %}

@@ -1,27 +1,69 @@
+-- Incremental: a run takes the events loaded since its watermark, the events that became visible
+-- (up to the as-of instant), and every event of a device whose identity history changed, since any
+-- of them may now belong to someone else; they replace their earlier rows by event_key. A test
+-- (tests/test_incremental.py) holds this equal to a full refresh row for row.
+-- The incremental filter reads these too (macros/incremental_changed_devices.sql):
+-- depends_on: {{ ref('stg_clevertap__profiles') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_key',
+    post_hook="{{ delete_after_as_of('event_at') }}",
+) }}
+
 with
+
+{% if is_incremental() %}
+watermark as (
+
+    {{ incremental_watermark('loaded_at', 'event_at') }}
+
+),
+
+changed_devices as (
+
+    {{ incremental_changed_devices() }}
+
+),
+{% endif %}
 
 events as (
 
-    select * from {{ ref('int_events__resolved') }}
+    select events.*
+    from {{ ref('stg_clevertap__events') }} as events
+    {% if is_incremental() %}
+        cross join watermark
+        where {{ incremental_in_scope('events.loaded_at', 'events.event_at', 'events.device_id') }}
+    {% endif %}
+
+),
+
+record_users as (
+
+    select * from {{ ref('int_identity__record_users') }}
+    where record_kind = 'event'
 
 ),
 
 final as (
 
     select
-        event_key,
-        user_id,
-        event_name,
-        event_at,
-        identity,
-        device_id,
-        resolved_by,
-        amount,
-        charged_id,
-        campaign_id,
-        campaign_type,
-        properties
+        events.event_key,
+        record_users.user_id,
+        events.event_name,
+        events.event_at,
+        events.identity,
+        events.device_id,
+        record_users.resolved_by,
+        events.amount,
+        events.charged_id,
+        events.campaign_id,
+        events.campaign_type,
+        events.properties,
+        events.loaded_at
     from events
+    -- the inner join also applies the as-of cut and drops junk-only events (record_users has neither)
+    inner join record_users on events.event_key = record_users.record_key
 
 )
 

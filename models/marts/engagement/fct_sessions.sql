@@ -1,7 +1,56 @@
 -- Sessions: a user's events with no gap longer than var rekindle_session_timeout_minutes (30, as
 -- CleverTap and Google Analytics). Keyed by user and start time, so a late event that extends a
 -- session keeps its id, while one that opens a new session before it adds a new id.
+--
+-- Incremental by user: a late event can merge or split sessions and a re-resolved device moves events
+-- between users, so a run recomputes the full history of every user it touches and replaces all of
+-- that user's sessions (delete+insert on user_id, on purpose: session_id is the row key and is tested
+-- unique, user_id is the unit of replacement). The post-hooks remove the sessions of users left with no
+-- events (an anonymous device whose history a login adopted) and sessions after the as-of instant.
+-- The incremental filter reads these too (macros/incremental_changed_devices.sql):
+-- depends_on: {{ ref('stg_clevertap__events') }}
+-- depends_on: {{ ref('stg_clevertap__profiles') }}
+-- depends_on: {{ ref('int_identity__record_users') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='user_id',
+    post_hook=[
+        "{{ delete_after_as_of('started_at') }}",
+        "{% if is_incremental() %}delete from {{ this }} as sessions where not exists
+          (select 1 from {{ ref('fct_events') }} as events where events.user_id = sessions.user_id){% endif %}",
+    ],
+) }}
+
 with
+
+{% if is_incremental() %}
+watermark as (
+
+    {{ incremental_watermark('loaded_at', 'ended_at') }}
+
+),
+
+changed_devices as (
+
+    {{ incremental_changed_devices() }}
+
+),
+
+-- The users whose sessions may differ: owners of new or newly visible records, and everyone who owns
+-- or owned records on a device whose identity history changed. A past owner of a device's anonymous
+-- history logged in on that device, so it is among the device's record owners, or is its anon: user.
+touched_users as (
+
+    select record_users.user_id
+    from {{ ref('int_identity__record_users') }} as record_users
+    cross join watermark
+    where {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+    union
+    select 'anon:' || device_id from changed_devices
+
+),
+{% endif %}
 
 events as (
 
@@ -10,8 +59,12 @@ events as (
         event_key,
         event_name,
         event_at,
-        amount
-    from {{ ref('int_events__resolved') }}
+        amount,
+        loaded_at
+    from {{ ref('fct_events') }}
+    {% if is_incremental() %}
+        where user_id in (select touched_users.user_id from touched_users)
+    {% endif %}
 
 ),
 
@@ -59,7 +112,8 @@ sessions as (
         max(event_at) as ended_at,
         count(*) as event_count,
         cast(sum(case when event_name = 'Charged' then 1 else 0 end) as {{ dbt.type_bigint() }}) as order_events,
-        coalesce(sum(case when event_name = 'Charged' then amount end), 0) as revenue
+        coalesce(sum(case when event_name = 'Charged' then amount end), 0) as revenue,
+        max(loaded_at) as loaded_at
     from numbered
     group by user_id, session_number
 
@@ -76,7 +130,8 @@ final as (
         {{ dbt.datediff('started_at', 'ended_at', 'second') }} as duration_seconds,
         event_count,
         order_events,
-        revenue
+        revenue,
+        loaded_at
     from sessions
 
 )

@@ -2,7 +2,7 @@ with
 
 events as (
 
-    select * from {{ ref('int_events__resolved') }}
+    select * from {{ ref('fct_events') }}
 
 ),
 
