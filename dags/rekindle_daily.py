@@ -5,11 +5,19 @@ The whole Rekindle loop for one day, on the warehouse named by `REKINDLE_WAREHOU
 
 1. **load_landing** — new files of the landing zone (`REKINDLE_LANDING`) into `raw.*`; bad records go to
    `quarantine_events`, per-file counts to `load_manifest`. Files already loaded are skipped.
-2. **dbt_build** — `dbt build` (models and their tests) through astronomer-cosmos, with the run's
-   `data_interval_end` as the models' "now" (`rekindle_as_of`), so a backfilled day sees that day's world.
-3. **quality_gate** — Great Expectations suites on the marts; a failure stops everything after it.
-4. **export_audiences** — each audience of `senders/audiences.yml` to its destination.
-5. **send_report** — the daily report email into the outbox (`REKINDLE_OUT/outbox`).
+2. **dbt_build_orders** — `dbt build --select +fct_orders` (those models and their tests) through
+   astronomer-cosmos, with the run's `data_interval_end` as the models' "now" (`rekindle_as_of`), so a
+   backfilled day sees that day's world.
+3. **predict_clv** — BG/NBD and Gamma-Gamma customer value fitted on `fct_orders` up to the interval's last
+   full day, predicting `REKINDLE_CLV_HORIZON_DAYS` (90) days ahead, into `clv_model_params`,
+   `clv_predictions` and `clv_runs`. Advisory: when the history gives no fit (a young shop), `clv_runs`
+   records why, the predictions are emptied and the run goes on.
+4. **dbt_build** — `dbt build` of everything else (`--exclude +fct_orders`), `dim_users` with its CLV
+   columns among it. Both builds use cautious test selection, so each test runs in the build that
+   builds all of its parents (the `fct_orders` → `dim_users` relationship test runs here).
+5. **quality_gate** — Great Expectations suites on the marts; a failure stops everything after it.
+6. **export_audiences** — each audience of `senders/audiences.yml` to its destination.
+7. **send_report** — the daily report email into the outbox (`REKINDLE_OUT/outbox`).
 
 Run one day: `airflow dags test rekindle_daily 2026-11-01` processes the interval 2026-10-31 → 2026-11-01,
 as the scheduled run at midnight would (a manual run takes the interval that ends at its date).
@@ -70,25 +78,43 @@ def rekindle_daily():
                 "quarantined": result.total("quarantined"), "late_events": result.total("late_events"),
                 "changed_files": result.changed_files}  # fmt: skip
 
-    dbt_build = DbtBuildLocalOperator(
-        task_id="dbt_build",
-        project_dir=str(PROJECT_ROOT),
-        profile_config=ProfileConfig(
-            profile_name="rekindle",
-            target_name=os.environ.get("REKINDLE_TARGET", "duckdb"),
-            profiles_yml_filepath=PROJECT_ROOT / "dbt_project" / "profiles.yml",
-        ),
-        vars={"rekindle_as_of": "{{ data_interval_end.isoformat() }}"},
-        # cosmos runs dbt from a copy of the project: hand it the warehouse as an absolute path.
-        env={"REKINDLE_WAREHOUSE": str(load_settings().warehouse)},
-        append_env=True,
-        install_deps=False,
-        # A dbt subprocess releases the DuckDB file when it exits; in-process dbt-duckdb would keep it
-        # open and lock out the tasks after it when they share a process (`airflow dags test`).
-        invocation_mode=InvocationMode.SUBPROCESS,
-        dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
-        pool=WAREHOUSE_POOL,
-    )
+    def dbt_build_task(task_id: str, **selection: list[str]) -> DbtBuildLocalOperator:
+        """A `dbt build` of part of the project; both parts run the same way, only the selection differs."""
+        return DbtBuildLocalOperator(
+            task_id=task_id,
+            **selection,
+            # A test runs in the build that builds all of its parents: with dbt's default (eager), the
+            # fct_orders -> dim_users relationship test would run in the first build, before dim_users.
+            indirect_selection="cautious",
+            project_dir=str(PROJECT_ROOT),
+            profile_config=ProfileConfig(
+                profile_name="rekindle",
+                target_name=os.environ.get("REKINDLE_TARGET", "duckdb"),
+                profiles_yml_filepath=PROJECT_ROOT / "dbt_project" / "profiles.yml",
+            ),
+            vars={"rekindle_as_of": "{{ data_interval_end.isoformat() }}"},
+            # cosmos runs dbt from a copy of the project: hand it the warehouse as an absolute path.
+            env={"REKINDLE_WAREHOUSE": str(load_settings().warehouse)},
+            append_env=True,
+            install_deps=False,
+            # A dbt subprocess releases the DuckDB file when it exits; in-process dbt-duckdb would keep it
+            # open and lock out the tasks after it when they share a process (`airflow dags test`).
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
+            pool=WAREHOUSE_POOL,
+        )
+
+    # CLV is fitted on fct_orders and read by dim_users: build the orders, predict, then build the rest.
+    dbt_build_orders = dbt_build_task("dbt_build_orders", select=["+fct_orders"])
+    dbt_build = dbt_build_task("dbt_build", exclude=["+fct_orders"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def predict_clv(data_interval_end=None) -> dict:
+        from loaders.clv import calibration_end_for, predict_for_run
+        from loaders.settings import clv_horizon_days
+
+        outcome = predict_for_run(load_settings(), calibration_end_for(data_interval_end), clv_horizon_days())
+        return outcome.summary()  # a fit that fails is recorded in clv_runs and logged, not raised
 
     @task(pool=WAREHOUSE_POOL)
     def quality_gate() -> int:
@@ -114,7 +140,7 @@ def rekindle_daily():
         return str(write_daily_report(settings.warehouse, settings.outbox, data_interval_start.date()))
 
     gate = quality_gate()
-    load_landing() >> dbt_build >> gate
+    load_landing() >> dbt_build_orders >> predict_clv() >> dbt_build >> gate
     gate >> [export_audiences(), send_report()]
 
 

@@ -3,7 +3,7 @@
 Why this is in `loaders/`: it is a Python stage that writes warehouse tables which dbt then reads as
 sources, like the other loaders. It cannot be a dbt Python model, because those run on dbt-duckdb but not
 on dbt-postgres (DESIGN.md), and the fit must run on both targets. So it reads `fct_orders` and writes
-`clv_model_params` and `clv_predictions` through SQLAlchemy: `duckdb:///path` (schema `main`) or
+`clv_model_params`, `clv_predictions` and `clv_runs` through SQLAlchemy: `duckdb:///path` (schema `main`) or
 `postgresql+psycopg2://...` (the profile's schema).
 
 The module has two layers:
@@ -11,7 +11,19 @@ The module has two layers:
 * Pure functions (numpy/scipy, no I/O): `summarise` turns orders into the per-customer summary (x, t_x, T,
   m_x) that both models need; `fit_bgnbd` and `fit_gamma_gamma` find the maximum-likelihood parameters;
   `p_alive`, `expected_purchases`, `expected_average_value` and `predicted_value` score customers.
-* The warehouse stage `run_clv`: read, fit, score, and replace both tables in one transaction.
+* The warehouse stage: `run_clv` reads `fct_orders`, fits, scores, and replaces the tables in one transaction,
+  or raises when the data give no fit. `record_clv` is the same stage for a pipeline in which CLV is advisory:
+  a failed fit empties `clv_model_params` and `clv_predictions` and is recorded in `clv_runs` with its reason,
+  instead of failing the run. `predict_for_run` is rekindle_daily's step: record_clv on the settings' target.
+
+Tables (schema `main` on DuckDB, the profile's schema on Postgres; dbt reads them as the source
+`rekindle_clv`, and `dim_users` shows the predictions):
+
+* `clv_model_params`: one row per model parameter of the current fit;
+* `clv_predictions`: one row per customer with an order up to calibration_end, scored by the current fit;
+* `clv_runs`: one row per calibration date, 'fitted' or 'not_fitted' with the reason. The other two tables
+  always belong to one calibration date, the one run last (a backfill may run an earlier date): both filled
+  when its row says 'fitted', both empty when it says 'not_fitted'.
 
 Models and sources
 ------------------
@@ -76,15 +88,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, hyp2f1
+
+if TYPE_CHECKING:
+    from loaders.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -465,7 +482,38 @@ class ClvRun:
     fit_seconds: float
 
 
-def _tables(schema: str, params_table: str, predictions_table: str):
+FITTED, NOT_FITTED = "fitted", "not_fitted"
+
+
+@dataclass(frozen=True)
+class ClvOutcome:
+    """What record_clv did for one calibration date: the row it wrote to clv_runs, and the fit if there was one."""
+
+    calibration_end: date
+    horizon_days: int
+    status: str  # FITTED | NOT_FITTED
+    reason: str | None  # why there is no fit; None when fitted
+    customers: int  # customers with an order up to calibration_end
+    repeat_customers: int  # of them, with repeat purchases of positive value (the Gamma-Gamma sample)
+    fit: ClvRun | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The outcome as JSON-ready values (an Airflow XCom): the clv_runs row, and the parameters when fitted."""
+        out: dict[str, Any] = {
+            "calibration_end": self.calibration_end.isoformat(),
+            "horizon_days": self.horizon_days,
+            "status": self.status,
+            "reason": self.reason,
+            "customers": self.customers,
+            "repeat_customers": self.repeat_customers,
+        }
+        if self.fit is not None:
+            out["bgnbd"] = self.fit.bgnbd._asdict()
+            out["gamma_gamma"] = self.fit.gamma_gamma._asdict()
+        return out
+
+
+def _tables(schema: str, params_table: str, predictions_table: str, runs_table: str):
     import sqlalchemy as sa
 
     metadata = sa.MetaData(schema=schema)
@@ -495,7 +543,20 @@ def _tables(schema: str, params_table: str, predictions_table: str):
         sa.Column("horizon_days", sa.Integer, nullable=False),
         sa.Column("time_unit_days", sa.Integer, nullable=False),
     )
-    return metadata, params, predictions
+    # One row per calibration date (a rerun replaces that date's row): whether the two tables above hold that
+    # date's fit, and if not, why they are empty. No primary key: DuckDB checks a key eagerly, so a delete
+    # and a re-insert of the same key in one transaction would violate it.
+    runs = sa.Table(
+        runs_table,
+        metadata,
+        sa.Column("calibration_end", sa.Date, nullable=False),
+        sa.Column("horizon_days", sa.Integer, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),  # fitted | not_fitted
+        sa.Column("reason", sa.Text),  # why not fitted; null when fitted
+        sa.Column("customers", sa.Integer, nullable=False),
+        sa.Column("repeat_customers", sa.Integer, nullable=False),
+    )
+    return metadata, params, predictions, runs
 
 
 def _bulk_insert(conn, table, frame, chunksize: int) -> None:
@@ -538,29 +599,75 @@ def _bulk_insert(conn, table, frame, chunksize: int) -> None:
         )
 
 
-def run_clv(
-    engine_url: str,
-    calibration_end: date,
-    horizon_days: int = 90,
-    *,
-    schema: str = "main",
-    orders_table: str = "fct_orders",
-    params_table: str = "clv_model_params",
-    predictions_table: str = "clv_predictions",
-    time_unit_days: int = 7,
-    chunksize: int = 2000,
-) -> ClvRun:
-    """Fit BG/NBD and Gamma-Gamma on `<schema>.fct_orders` up to calibration_end and write both tables.
+def _repeat_customers(summary: RFMSummary) -> int:
+    """Customers in the Gamma-Gamma sample: repeat purchases of positive mean value."""
+    return int(((summary.x > 0) & (summary.mean_value > 0)).sum())
 
-    engine_url: `duckdb:///path/to/rekindle.duckdb` (schema `main`) or `postgresql+psycopg2://...` (schema:
-    the dbt profile's). Reads (user_id, ordered_at, amount) of the orders whose ordered_at (UTC) is before
-    the end of calibration_end, fits both models, scores every customer for the next horizon_days, and in
-    ONE transaction creates the tables if needed, deletes their content and inserts the new rows (bulk:
-    Arrow on DuckDB, COPY on Postgres, pandas multi-row inserts of `chunksize` rows on other engines). A
-    rerun therefore leaves exactly what one clean run leaves, and nothing depends on the wall clock:
-    fitted_at_as_of is calibration_end. Returns what was fitted; raises ValueError when there are no
-    orders and ConvergenceError when a fit fails, writing nothing in either case.
+
+def _fit_and_score(
+    summary: RFMSummary, horizon_days: int, time_unit_days: int, names: tuple[str, str]
+) -> tuple[ClvRun, Any, Any]:
+    """Fit both models on a summary and score its customers: (what was fitted, params rows, predictions rows).
+
+    Raises ConvergenceError when a fit fails and ValueError when the data cannot identify a model or a value
+    comes out non-finite; touches no warehouse.
     """
+    import pandas as pd
+
+    calibration_end = summary.calibration_end
+    started = time.perf_counter()
+    bgnbd = fit_bgnbd(summary.x, summary.t_x, summary.T)
+    gamma_gamma = fit_gamma_gamma(summary.x, summary.mean_value)
+    fit_seconds = time.perf_counter() - started
+    repeat = _repeat_customers(summary)
+    horizon = horizon_days / time_unit_days
+    purchases = expected_purchases(horizon, summary.x, summary.t_x, summary.T, *bgnbd)
+    average = expected_average_value(summary.x, summary.mean_value, *gamma_gamma)
+
+    params_rows = pd.DataFrame(
+        [("bgnbd", name, value, len(summary)) for name, value in bgnbd._asdict().items()]
+        + [("gamma_gamma", name, value, repeat) for name, value in gamma_gamma._asdict().items()],
+        columns=["model", "parameter", "value", "customers"],
+    ).assign(calibration_end=calibration_end, fitted_at_as_of=calibration_end, time_unit_days=time_unit_days)
+    predictions = pd.DataFrame(
+        {
+            "user_id": summary.customer_id.astype(str).astype(object),
+            "frequency": summary.x,
+            "recency": summary.t_x,
+            "t": summary.T,
+            "p_alive": p_alive(summary.x, summary.t_x, summary.T, *bgnbd),
+            "expected_purchases": purchases,
+            "expected_average_value": average,
+            "predicted_value": purchases * average,
+            "calibration_end": calibration_end,
+            "horizon_days": horizon_days,
+            "time_unit_days": time_unit_days,
+        }
+    )
+    for name, frame_out in zip(names, (params_rows, predictions), strict=True):
+        numeric = frame_out.select_dtypes("number")
+        bad = [column for column in numeric.columns if not np.isfinite(numeric[column].to_numpy(float)).all()]
+        if bad:
+            raise ValueError(f"CLV as of {calibration_end}: {name} would get non-finite values in {bad}")
+    run = ClvRun(calibration_end, horizon_days, len(summary), repeat, bgnbd, gamma_gamma, fit_seconds)
+    return run, params_rows, predictions
+
+
+def _clv_stage(
+    engine_url: Any,
+    calibration_end: date,
+    horizon_days: int,
+    *,
+    advisory: bool,
+    schema: str,
+    orders_table: str,
+    params_table: str,
+    predictions_table: str,
+    runs_table: str,
+    time_unit_days: int,
+    chunksize: int,
+) -> ClvOutcome:
+    """run_clv (advisory=False) and record_clv (advisory=True): read, fit, score and write in one transaction."""
     import pandas as pd
     import sqlalchemy as sa
 
@@ -570,7 +677,7 @@ def run_clv(
         raise ValueError(f"horizon_days must be >= 0, got {horizon_days}")
     orders = sa.table(orders_table, sa.column("user_id"), sa.column("ordered_at"), sa.column("amount"), schema=schema)
     cutoff = datetime.combine(calibration_end + timedelta(days=1), datetime.min.time())
-    metadata, params_t, predictions_t = _tables(schema, params_table, predictions_table)
+    metadata, params_t, predictions_t, runs_t = _tables(schema, params_table, predictions_table, runs_table)
 
     engine = sa.create_engine(engine_url)
     try:
@@ -579,10 +686,7 @@ def run_clv(
                 orders.c.ordered_at < sa.bindparam("cutoff", cutoff, type_=sa.DateTime())
             )
             frame = pd.read_sql(query, conn, coerce_float=True)
-            if frame.empty:
-                raise ValueError(f"{schema}.{orders_table} has no orders up to {calibration_end}")
             ordered_at = pd.to_datetime(frame["ordered_at"], utc=True).dt.tz_localize(None)
-            started = time.perf_counter()
             rows = pd.DataFrame(
                 {
                     "user_id": frame["user_id"].astype(str).to_numpy(dtype=object),
@@ -590,55 +694,197 @@ def run_clv(
                     "amount": frame["amount"].to_numpy(dtype=float),
                 }
             )
-            summary = summarise(rows, calibration_end, time_unit_days)
-            bgnbd = fit_bgnbd(summary.x, summary.t_x, summary.T)
-            gamma_gamma = fit_gamma_gamma(summary.x, summary.mean_value)
-            fit_seconds = time.perf_counter() - started
-            repeat = int(((summary.x > 0) & (summary.mean_value > 0)).sum())
-            horizon = horizon_days / time_unit_days
-            purchases = expected_purchases(horizon, summary.x, summary.t_x, summary.T, *bgnbd)
-            average = expected_average_value(summary.x, summary.mean_value, *gamma_gamma)
+            summary = None
+            # Only the computation is advisory: a warehouse error above or below still fails the stage.
+            try:
+                if rows.empty:
+                    raise ValueError(f"{schema}.{orders_table} has no orders up to {calibration_end}")
+                summary = summarise(rows, calibration_end, time_unit_days)
+                fit, params_rows, predictions = _fit_and_score(
+                    summary, horizon_days, time_unit_days, (params_table, predictions_table)
+                )
+            except (ConvergenceError, ValueError) as exc:
+                if not advisory:
+                    raise
+                outcome = ClvOutcome(
+                    calibration_end,
+                    horizon_days,
+                    NOT_FITTED,
+                    str(exc),
+                    int(rows["user_id"].nunique()),
+                    _repeat_customers(summary) if summary is not None else 0,
+                )
+            else:
+                outcome = ClvOutcome(
+                    calibration_end, horizon_days, FITTED, None, fit.customers, fit.repeat_customers, fit
+                )
 
-            params_rows = pd.DataFrame(
-                [("bgnbd", name, value, len(summary)) for name, value in bgnbd._asdict().items()]
-                + [("gamma_gamma", name, value, repeat) for name, value in gamma_gamma._asdict().items()],
-                columns=["model", "parameter", "value", "customers"],
-            ).assign(calibration_end=calibration_end, fitted_at_as_of=calibration_end, time_unit_days=time_unit_days)
-            predictions = pd.DataFrame(
-                {
-                    "user_id": summary.customer_id.astype(str).astype(object),
-                    "frequency": summary.x,
-                    "recency": summary.t_x,
-                    "t": summary.T,
-                    "p_alive": p_alive(summary.x, summary.t_x, summary.T, *bgnbd),
-                    "expected_purchases": purchases,
-                    "expected_average_value": average,
-                    "predicted_value": purchases * average,
-                    "calibration_end": calibration_end,
-                    "horizon_days": horizon_days,
-                    "time_unit_days": time_unit_days,
-                }
-            )
-
-            for name, frame_out in ((params_table, params_rows), (predictions_table, predictions)):
-                numeric = frame_out.select_dtypes("number")
-                bad = [column for column in numeric.columns if not np.isfinite(numeric[column].to_numpy(float)).all()]
-                if bad:
-                    raise ValueError(f"CLV as of {calibration_end}: {name} would get non-finite values in {bad}")
             metadata.create_all(conn, checkfirst=True)
-            for table, frame_out in ((params_t, params_rows), (predictions_t, predictions)):
-                conn.execute(table.delete())
-                _bulk_insert(conn, table, frame_out, chunksize)
+            # Parameters and predictions always belong to one calibration: without a fit both end up empty,
+            # never left over from another date; clv_runs says why.
+            conn.execute(params_t.delete())
+            conn.execute(predictions_t.delete())
+            if outcome.fit is not None:
+                _bulk_insert(conn, params_t, params_rows, chunksize)
+                _bulk_insert(conn, predictions_t, predictions, chunksize)
+            conn.execute(runs_t.delete().where(runs_t.c.calibration_end == calibration_end))
+            conn.execute(
+                runs_t.insert().values(
+                    calibration_end=calibration_end,
+                    horizon_days=horizon_days,
+                    status=outcome.status,
+                    reason=outcome.reason,
+                    customers=outcome.customers,
+                    repeat_customers=outcome.repeat_customers,
+                )
+            )
     finally:
         engine.dispose()
 
-    log.info(
-        "CLV as of %s: %d customers (%d with repeat purchases); BG/NBD %s; Gamma-Gamma %s; fitted in %.3f s",
+    if outcome.fit is None:
+        log.warning(
+            "CLV as of %s not fitted (advisory: the run goes on; %s and %s are empty, %s says why): %s",
+            calibration_end,
+            params_table,
+            predictions_table,
+            runs_table,
+            outcome.reason,
+        )
+    else:
+        fit = outcome.fit
+        log.info(
+            "CLV as of %s: %d customers (%d with repeat purchases); BG/NBD %s; Gamma-Gamma %s; fitted in %.3f s",
+            calibration_end,
+            fit.customers,
+            fit.repeat_customers,
+            fit.bgnbd,
+            fit.gamma_gamma,
+            fit.fit_seconds,
+        )
+    return outcome
+
+
+def run_clv(
+    engine_url: Any,
+    calibration_end: date,
+    horizon_days: int = 90,
+    *,
+    schema: str = "main",
+    orders_table: str = "fct_orders",
+    params_table: str = "clv_model_params",
+    predictions_table: str = "clv_predictions",
+    runs_table: str = "clv_runs",
+    time_unit_days: int = 7,
+    chunksize: int = 2000,
+) -> ClvRun:
+    """Fit BG/NBD and Gamma-Gamma on `<schema>.fct_orders` up to calibration_end and write the tables.
+
+    engine_url (a string or a SQLAlchemy URL): `duckdb:///path/to/rekindle.duckdb` (schema `main`) or
+    `postgresql+psycopg2://...` (schema: the dbt profile's). Reads (user_id, ordered_at, amount) of the orders
+    whose ordered_at (UTC) is before the end of calibration_end, fits both models, scores every customer for
+    the next horizon_days, and in ONE transaction creates the tables if needed, replaces the content of
+    clv_model_params and clv_predictions and replaces calibration_end's row of clv_runs (status 'fitted').
+    Inserts are bulk: Arrow on DuckDB, COPY on Postgres, pandas multi-row inserts of `chunksize` rows on
+    other engines. A rerun therefore leaves exactly what one clean run leaves, and nothing depends on the
+    wall clock: fitted_at_as_of is calibration_end. Returns what was fitted; raises ValueError when there are
+    no orders and ConvergenceError when a fit fails, writing nothing in either case (record_clv records
+    those outcomes instead).
+    """
+    outcome = _clv_stage(
+        engine_url,
         calibration_end,
-        len(summary),
-        repeat,
-        bgnbd,
-        gamma_gamma,
-        fit_seconds,
+        horizon_days,
+        advisory=False,
+        schema=schema,
+        orders_table=orders_table,
+        params_table=params_table,
+        predictions_table=predictions_table,
+        runs_table=runs_table,
+        time_unit_days=time_unit_days,
+        chunksize=chunksize,
     )
-    return ClvRun(calibration_end, horizon_days, len(summary), repeat, bgnbd, gamma_gamma, fit_seconds)
+    if outcome.fit is None:  # cannot happen: a strict run raises instead of recording a failure
+        raise RuntimeError(f"CLV as of {calibration_end}: no fit and no error")
+    return outcome.fit
+
+
+def record_clv(
+    engine_url: Any,
+    calibration_end: date,
+    horizon_days: int = 90,
+    *,
+    schema: str = "main",
+    orders_table: str = "fct_orders",
+    params_table: str = "clv_model_params",
+    predictions_table: str = "clv_predictions",
+    runs_table: str = "clv_runs",
+    time_unit_days: int = 7,
+    chunksize: int = 2000,
+) -> ClvOutcome:
+    """run_clv for a pipeline in which CLV is advisory: a failed fit is an outcome, not an error.
+
+    When the data give no fit (no orders up to calibration_end, or either model does not converge or is
+    not identified; a shop with a few weeks of history is the usual case), the same transaction empties
+    clv_model_params and clv_predictions (so they never show another date's fit) and writes
+    calibration_end's clv_runs row with status 'not_fitted' and the reason, and a warning is logged.
+    Anything else (the warehouse unreachable, fct_orders missing, a failed write) still raises.
+    """
+    return _clv_stage(
+        engine_url,
+        calibration_end,
+        horizon_days,
+        advisory=True,
+        schema=schema,
+        orders_table=orders_table,
+        params_table=params_table,
+        predictions_table=predictions_table,
+        runs_table=runs_table,
+        time_unit_days=time_unit_days,
+        chunksize=chunksize,
+    )
+
+
+# ------------------------------------------------------------------------------------------ the daily run
+
+
+def calibration_end_for(interval_end: datetime) -> date:
+    """The calibration date of a run: the last full UTC day before its data interval end.
+
+    For the daily schedule (interval end at midnight) that is the interval's day, the day `rekindle_as_of`
+    ends. An interval end during a day (a manual run at a time) gives the day before: the partial day
+    would count as a whole day of observation in T.
+    """
+    if interval_end.tzinfo is not None:
+        interval_end = interval_end.astimezone(UTC).replace(tzinfo=None)
+    return interval_end.date() - timedelta(days=1)
+
+
+def warehouse_url(settings: Settings) -> tuple[Any, str]:
+    """(SQLAlchemy URL, schema) of the warehouse dbt builds for the settings' target.
+
+    duckdb: the REKINDLE_WAREHOUSE file (an absolute path), schema main. postgres: the REKINDLE_PG_*
+    variables with the defaults of dbt_project/profiles.yml, schema REKINDLE_PG_SCHEMA (the profile's schema,
+    where the marts are). The URL object keeps the password out of its repr and of the logs.
+    """
+    import sqlalchemy as sa
+
+    if settings.target == "duckdb":
+        return sa.URL.create("duckdb", database=str(Path(settings.warehouse).resolve())), "main"
+    if settings.target == "postgres":
+        url = sa.URL.create(
+            "postgresql+psycopg2",
+            username=os.environ.get("REKINDLE_PG_USER", "postgres"),
+            # unset rather than empty, as in loaders/postgres.py: '' would stop libpq from reading PGPASSWORD
+            password=os.environ.get("REKINDLE_PG_PASSWORD") or None,
+            host=os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
+            port=int(os.environ.get("REKINDLE_PG_PORT", "5432")),
+            database=os.environ.get("REKINDLE_PG_DATABASE", "rekindle"),
+        )
+        return url, os.environ.get("REKINDLE_PG_SCHEMA", "rekindle")
+    raise ValueError(f"REKINDLE_TARGET={settings.target!r}: the CLV stage runs on 'duckdb' or 'postgres'")
+
+
+def predict_for_run(settings: Settings, calibration_end: date, horizon_days: int) -> ClvOutcome:
+    """The daily pipeline's CLV step (rekindle_daily's predict_clv): record_clv on the settings' warehouse."""
+    url, schema = warehouse_url(settings)
+    return record_clv(url, calibration_end, horizon_days, schema=schema)

@@ -66,3 +66,18 @@ class LoadOptions:
             earliest_ts=datetime.fromisoformat(os.environ.get("REKINDLE_EARLIEST_TS", "1990-01-01")),
             dedup_lookback=timedelta(days=float(os.environ.get("REKINDLE_DEDUP_LOOKBACK_DAYS", "3"))),
         )
+
+
+def clv_horizon_days() -> int:
+    """REKINDLE_CLV_HORIZON_DAYS (default 90): the days ahead that CLV predicts purchases and value for.
+
+    Read on its own, when the CLV step runs, so a bad value fails that step and not every task.
+    """
+    value = os.environ.get("REKINDLE_CLV_HORIZON_DAYS", "90")
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ValueError(f"REKINDLE_CLV_HORIZON_DAYS must be a whole number of days, 1 or more; got {value!r}")
+    return days

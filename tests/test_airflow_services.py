@@ -34,7 +34,15 @@ from tests.conftest import PROJECT
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 DAG_ID = "rekindle_daily"
-TASKS = {"load_landing", "dbt_build", "quality_gate", "export_audiences", "send_report"}
+TASKS = {
+    "load_landing",
+    "dbt_build_orders",
+    "predict_clv",
+    "dbt_build",
+    "quality_gate",
+    "export_audiences",
+    "send_report",
+}
 # The data interval of the scheduled run at midnight 2026-11-01 (what `airflow dags test rekindle_daily
 # 2026-11-01` processes): for CronDataIntervalTimetable a scheduled run's logical_date is its interval start.
 INTERVAL_START, INTERVAL_END = "2026-10-31T00:00:00Z", "2026-11-01T00:00:00Z"

@@ -1,6 +1,8 @@
 """loaders/clv.py: the BG/NBD and Gamma-Gamma fits reproduce the published CDNOW estimates, the scoring
 functions behave at their known limits, and run_clv writes the same tables on a DuckDB file and on a real
-Postgres server, replacing (not appending to) them on a rerun.
+Postgres server, replacing (not appending to) them on a rerun. The daily step (predict_for_run) records each
+calibration date in clv_runs, empties the predictions when the data give no fit instead of failing, and
+dim_users shows exactly the predictions, or nulls (also on a fresh warehouse where the step never ran).
 
 CDNOW sample: 2,357 customers of the 1997 Q1 cohort (tests/data/cdnow/README.md); calibration period
 1997-01-01 .. 1997-09-30 (39 weeks), time unit one week, same-day purchases merged, as in the papers.
@@ -8,9 +10,11 @@ CDNOW sample: 2,357 customers of the 1997 Q1 cohort (tests/data/cdnow/README.md)
 
 from __future__ import annotations
 
+import logging
+import shutil
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -24,7 +28,10 @@ from scipy.optimize import approx_fprime
 from scipy.special import hyp2f1
 
 from loaders import clv
-from tests.conftest import pg_params, throwaway_pg_database
+from loaders.generate import generate
+from loaders.load import load_landing
+from loaders.settings import Settings, clv_horizon_days
+from tests.conftest import SMALL_AS_OF, SMALL_END, pg_params, run_dbt, throwaway_pg_database
 
 CDNOW_SAMPLE = Path(__file__).parent / "data" / "cdnow" / "CDNOW_sample.txt"
 CALIBRATION_END = date(1997, 9, 30)
@@ -425,3 +432,250 @@ def test_run_clv_on_another_dialect_uses_pandas_inserts(tmp_path, duckdb_url) ->
     # SQLite has no date type: compare the numbers.
     assert_rows_close([r[:3] for r in sqlite_params], [r[:3] for r in duck_params])
     assert_rows_close([r[:8] for r in sqlite_predictions], [r[:8] for r in duck_predictions])
+
+
+# --------------------------------------------------------------- the daily run: clv_runs and dim_users
+
+CLV_COLUMNS = [
+    "clv_p_alive",
+    "clv_expected_purchases",
+    "clv_predicted_value",
+    "clv_horizon_days",
+    "clv_calibration_end",
+]
+PREDICTION_COLUMNS = ["p_alive", "expected_purchases", "predicted_value", "horizon_days", "calibration_end"]
+
+
+@pytest.fixture(scope="module")
+def clv_warehouse(tmp_path_factory) -> Path:
+    """Load + dbt build of generated data with history enough for both fits: 800 users over 90 days.
+
+    (The shared small landing zone, a fortnight of 400 users, does not identify BG/NBD's dropout: too few
+    customers have bought twice and stopped.)
+    """
+    tmp = tmp_path_factory.mktemp("clv_built")
+    generate(tmp / "landing", users=800, days=90, seed=7, end=SMALL_END)
+    warehouse = tmp / "rekindle.duckdb"
+    load_landing(str(tmp / "landing"), warehouse, (datetime(2026, 10, 31), SMALL_AS_OF))
+    run_dbt(warehouse, "build", tmp=tmp)
+    return warehouse
+
+
+def private_copy(warehouse: Path, tmp_path: Path) -> tuple[Path, Settings]:
+    """A copy of a built warehouse that a test may write, and the settings of a run against it."""
+    copy = tmp_path / "rekindle.duckdb"
+    shutil.copyfile(warehouse, copy)
+    return copy, Settings(landing=str(tmp_path / "landing"), warehouse=copy, target="duckdb", out=tmp_path / "out")
+
+
+def clv_tables(warehouse: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            name: con.execute(f"select * from main.{name} order by all").fetchall()
+            for name in ("clv_runs", "clv_model_params", "clv_predictions")
+        }
+
+
+def test_predict_for_run_fills_dim_users_with_the_predictions(clv_warehouse, tmp_path) -> None:
+    warehouse, settings = private_copy(clv_warehouse, tmp_path)
+    outcome = clv.predict_for_run(settings, SMALL_END, 90)
+    assert outcome.status == "fitted", f"the generated 90 days no longer give a fit: {outcome.reason}"
+    assert outcome.reason is None and outcome.fit is not None
+    run_dbt(warehouse, "build", "--select", "dim_users", tmp=tmp_path)
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        orders = con.execute("select user_id from fct_orders where ordered_at < timestamp '2026-11-01'").fetchall()
+        customers = {row[0] for row in orders}
+        runs = con.execute("select * from clv_runs").fetchall()
+        params = con.execute("select model, parameter, value from clv_model_params order by all").fetchall()
+        predicted = con.execute(f"select user_id, {', '.join(PREDICTION_COLUMNS)} from clv_predictions").fetchall()
+        shown = con.execute(f"select user_id, {', '.join(CLV_COLUMNS)} from dim_users").fetchall()
+        types = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns where table_name = 'dim_users'"
+            ).fetchall()
+        )
+    assert runs == [(SMALL_END, 90, "fitted", None, len(customers), outcome.repeat_customers)]
+    assert outcome.customers == len(customers) > 300 and 0 < outcome.repeat_customers < outcome.customers
+    fitted = {**outcome.fit.bgnbd._asdict(), **outcome.fit.gamma_gamma._asdict()}
+    assert {parameter: value for _model, parameter, value in params} == fitted
+
+    # Every customer's row of dim_users shows exactly its prediction; everybody else's CLV is null.
+    assert {row[0] for row in predicted} == customers
+    by_user = {row[0]: row for row in shown}
+    assert len(by_user) == len(shown) and customers <= set(by_user)
+    assert [by_user[row[0]] for row in sorted(predicted)] == sorted(predicted)
+    assert all(row[1:] == (None,) * len(CLV_COLUMNS) for user, row in by_user.items() if user not in customers)
+    assert all(0 < p_alive <= 1 and purchases > 0 and value > 0 for _, p_alive, purchases, value, *_ in predicted)
+    assert [types[c] for c in CLV_COLUMNS] == ["DOUBLE", "DOUBLE", "DOUBLE", "INTEGER", "DATE"]
+
+    # A rerun of the day replaces its rows: the same tables, not twice as many.
+    before = clv_tables(warehouse)
+    assert clv.predict_for_run(settings, SMALL_END, 90).summary() == outcome.summary()
+    assert clv_tables(warehouse) == before
+
+
+def test_a_day_without_a_fit_is_recorded_and_empties_the_predictions(clv_warehouse, tmp_path, caplog) -> None:
+    warehouse, settings = private_copy(clv_warehouse, tmp_path)
+    fitted = clv.predict_for_run(settings, SMALL_END, 90)
+    assert fitted.status == "fitted"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        before_first_order = con.execute("select min(ordered_at)::date - 1 from fct_orders").fetchone()[0]
+
+    with caplog.at_level(logging.WARNING, logger="loaders.clv"):
+        outcome = clv.predict_for_run(settings, before_first_order, 30)
+    reason = f"main.fct_orders has no orders up to {before_first_order}"
+    assert (outcome.status, outcome.reason, outcome.customers, outcome.repeat_customers, outcome.fit) == (
+        "not_fitted",
+        reason,
+        0,
+        0,
+        None,
+    )
+    assert outcome.summary()["reason"] == reason
+    assert f"CLV as of {before_first_order} not fitted" in caplog.text and reason in caplog.text
+
+    # The parameters and predictions of the other date are gone; both dates keep their clv_runs row.
+    tables = clv_tables(warehouse)
+    assert tables["clv_model_params"] == [] and tables["clv_predictions"] == []
+    assert tables["clv_runs"] == [
+        (before_first_order, 30, "not_fitted", reason, 0, 0),
+        (SMALL_END, 90, "fitted", None, fitted.customers, fitted.repeat_customers),
+    ]
+    run_dbt(warehouse, "build", "--select", "dim_users", tmp=tmp_path)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        counts = con.execute(f"select count(*), {', '.join(f'count({c})' for c in CLV_COLUMNS)} from dim_users")
+        users, *non_null = counts.fetchone()
+    assert users > 0 and non_null == [0] * len(CLV_COLUMNS)
+
+
+def test_a_fit_that_does_not_converge_is_recorded_not_raised(tmp_path) -> None:
+    # Three repeat buyers who all bought again on the last day and one single buyer: nobody seems to drop
+    # out, so BG/NBD's a and b are not identified (a -> 0, b -> infinity).
+    first = SMALL_END - timedelta(days=70)
+    days = {"c1": [0, 20, 40, 70], "c2": [0, 10, 30, 50, 70], "c3": [0, 10, 20, 30, 50, 70], "c4": [0]}
+    orders = pa.table(
+        {
+            "order_id": [f"{user}-{day}" for user, offsets in days.items() for day in offsets],
+            "user_id": [user for user, offsets in days.items() for _ in offsets],
+            "ordered_at": [
+                datetime.combine(first, datetime.min.time()) + timedelta(days=day, hours=12)
+                for offsets in days.values()
+                for day in offsets
+            ],
+            "amount": ["25.00" for offsets in days.values() for _ in offsets],
+        }
+    )
+    path = tmp_path / "rekindle.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(FCT_ORDERS_DDL.format(schema="main"))
+        con.register("new_orders", orders)
+        con.execute("insert into main.fct_orders select * from new_orders")
+
+    outcome = clv.record_clv(f"duckdb:///{path}", SMALL_END, 90)
+    assert (outcome.status, outcome.customers, outcome.repeat_customers) == ("not_fitted", 4, 3)
+    assert outcome.reason.startswith("BG/NBD fit on 4 customers did not converge: the likelihood is flat")
+    assert clv_tables(path) == {
+        "clv_runs": [(SMALL_END, 90, "not_fitted", outcome.reason, 4, 3)],
+        "clv_model_params": [],
+        "clv_predictions": [],
+    }
+    with pytest.raises(clv.ConvergenceError):  # the strict stage raises and records nothing more
+        clv.run_clv(f"duckdb:///{path}", SMALL_END - timedelta(days=1), 90)
+    assert [row[0] for row in clv_tables(path)["clv_runs"]] == [SMALL_END]
+
+
+def test_a_warehouse_error_still_fails_the_step(tmp_path) -> None:
+    settings = Settings(landing=str(tmp_path), warehouse=tmp_path / "empty.duckdb", target="duckdb", out=tmp_path)
+    with pytest.raises(Exception, match="fct_orders does not exist") as raised:  # dbt did not build it
+        clv.predict_for_run(settings, SMALL_END, 90)
+    assert not isinstance(raised.value, ValueError | clv.ConvergenceError)  # not taken for a failed fit
+    with duckdb.connect(str(tmp_path / "empty.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from information_schema.tables").fetchone()[0] == 0
+
+
+def test_dbt_builds_dim_users_on_a_warehouse_without_the_clv_tables(built_warehouse) -> None:
+    """conftest's build ran `dbt build` on a fresh warehouse, where the CLV task never ran."""
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        tables = {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+        users, *non_null = con.execute(
+            f"select count(*), {', '.join(f'count({c})' for c in CLV_COLUMNS)} from dim_users"
+        ).fetchone()
+        types = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns where table_name = 'dim_users'"
+            ).fetchall()
+        )
+    assert not tables & {"clv_runs", "clv_model_params", "clv_predictions"}
+    assert users > 0 and non_null == [0] * len(CLV_COLUMNS)
+    assert [types[c] for c in CLV_COLUMNS] == ["DOUBLE", "DOUBLE", "DOUBLE", "INTEGER", "DATE"]
+
+
+def test_the_run_settings_give_the_calibration_date_horizon_and_warehouse(monkeypatch, tmp_path) -> None:
+    assert clv.calibration_end_for(datetime(2026, 11, 1, tzinfo=UTC)) == date(2026, 10, 31)
+    assert clv.calibration_end_for(datetime(2026, 11, 1, 1, tzinfo=timezone(timedelta(hours=2)))) == date(2026, 10, 30)
+    assert clv.calibration_end_for(datetime(2026, 11, 1, 12)) == date(2026, 10, 31)  # the last *full* day
+
+    monkeypatch.delenv("REKINDLE_CLV_HORIZON_DAYS", raising=False)
+    assert clv_horizon_days() == 90
+    monkeypatch.setenv("REKINDLE_CLV_HORIZON_DAYS", "30")
+    assert clv_horizon_days() == 30
+    for bad in ("0", "-5", "90.5", "ninety"):
+        monkeypatch.setenv("REKINDLE_CLV_HORIZON_DAYS", bad)
+        with pytest.raises(ValueError, match="REKINDLE_CLV_HORIZON_DAYS"):
+            clv_horizon_days()
+
+    monkeypatch.chdir(tmp_path)
+    duck = Settings(landing="x", warehouse=Path("w.duckdb"), target="duckdb", out=tmp_path)
+    url, schema = clv.warehouse_url(duck)
+    assert (url.drivername, url.database, schema) == ("duckdb", str(tmp_path / "w.duckdb"), "main")
+    for name, value in {
+        "HOST": "db.example",
+        "PORT": "6543",
+        "USER": "etl",
+        "PASSWORD": "s3cret",
+        "DATABASE": "shop",
+        "SCHEMA": "tenant",
+    }.items():
+        monkeypatch.setenv(f"REKINDLE_PG_{name}", value)
+    url, schema = clv.warehouse_url(Settings(landing="x", warehouse=Path("w"), target="postgres", out=tmp_path))
+    assert (url.drivername, url.host, url.port, url.username, url.password, url.database, schema) == (
+        "postgresql+psycopg2",
+        "db.example",
+        6543,
+        "etl",
+        "s3cret",
+        "shop",
+        "tenant",
+    )
+    assert "s3cret" not in repr(url) and "s3cret" not in str(url)
+    with pytest.raises(ValueError, match="REKINDLE_TARGET='snowflake'"):
+        clv.warehouse_url(Settings(landing="x", warehouse=Path("w"), target="snowflake", out=tmp_path))
+
+
+def test_predict_for_run_on_postgres_records_both_outcomes(postgres_url, pg_database, monkeypatch) -> None:
+    """The daily step on the postgres target: REKINDLE_PG_* as in the dbt profile, the profile's schema."""
+    for key, value in pg_params(pg_database).items():
+        monkeypatch.setenv("REKINDLE_PG_DATABASE" if key == "dbname" else f"REKINDLE_PG_{key.upper()}", value)
+    monkeypatch.setenv("REKINDLE_PG_SCHEMA", "rekindle")
+    settings = Settings(landing="x", warehouse=Path("unused.duckdb"), target="postgres", out=Path("out"))
+
+    fitted = clv.predict_for_run(settings, CALIBRATION_END, 91)
+    assert (fitted.status, fitted.customers, fitted.repeat_customers) == ("fitted", 2357, 946)
+    assert {name: round(value, 3) for name, value in fitted.fit.bgnbd._asdict().items()} == FHL_2005
+    assert len(read_tables(postgres_url, "rekindle")[1]) == 2357
+
+    missing = clv.predict_for_run(settings, date(1996, 12, 31), 91)
+    assert (missing.status, missing.reason) == ("not_fitted", "rekindle.fct_orders has no orders up to 1996-12-31")
+    assert read_tables(postgres_url, "rekindle") == ([], [])
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(sa.text("select * from rekindle.clv_runs order by calibration_end")).all()
+    finally:
+        engine.dispose()
+    # (earlier tests' run_clv calls recorded other dates)
+    assert [tuple(row) for row in runs if row[0] in (date(1996, 12, 31), CALIBRATION_END)] == [
+        (date(1996, 12, 31), 91, "not_fitted", missing.reason, 0, 0),
+        (CALIBRATION_END, 91, "fitted", None, 2357, 946),
+    ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-DAGS = Path(__file__).resolve().parent.parent / "dags"
+PROJECT = Path(__file__).resolve().parent.parent
+DAGS = PROJECT / "dags"
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +39,33 @@ def test_warehouse_tasks_share_the_single_writer_pool(dagbag):
     dag = dagbag.dags["rekindle_daily"]
     assert {t.task_id for t in dag.tasks if t.pool == "rekindle_warehouse"} == {
         "load_landing",
+        "dbt_build_orders",
+        "predict_clv",
         "dbt_build",
         "quality_gate",
         "export_audiences",
         "send_report",
     }
-    assert [t.task_id for t in dag.topological_sort()][:3] == ["load_landing", "dbt_build", "quality_gate"]
+    assert [t.task_id for t in dag.topological_sort()][:5] == [
+        "load_landing",
+        "dbt_build_orders",
+        "predict_clv",
+        "dbt_build",
+        "quality_gate",
+    ]
+
+
+def test_clv_runs_between_the_build_of_fct_orders_and_the_rest(dagbag):
+    """predict_clv reads fct_orders and dim_users reads its predictions: fct_orders is built before, the rest after."""
+    tasks = dagbag.dags["rekindle_daily"].task_dict
+    orders, clv, rest = tasks["dbt_build_orders"], tasks["predict_clv"], tasks["dbt_build"]
+    assert orders.downstream_task_ids == {"predict_clv"} and clv.downstream_task_ids == {"dbt_build"}
+    assert (orders.select, orders.exclude) == (["+fct_orders"], None)
+    assert (rest.select, rest.exclude) == (None, ["+fct_orders"])
+    # cautious: a test with parents in both builds (fct_orders -> dim_users) runs once, in the second build
+    assert orders.indirect_selection == rest.indirect_selection == "cautious"
+    for key in ("vars", "env", "pool", "invocation_mode", "dbt_executable_path", "project_dir"):
+        assert getattr(orders, key) == getattr(rest, key), key
 
 
 def test_importing_a_dag_touches_no_warehouse_and_loads_no_heavy_library(tmp_path):
@@ -65,3 +88,29 @@ def test_importing_a_dag_touches_no_warehouse_and_loads_no_heavy_library(tmp_pat
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == "[]", dag_file
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_the_two_dbt_builds_split_the_project_without_gap_or_overlap(dagbag, tmp_path):
+    """Every model, snapshot, seed, data test and unit test is in exactly one of the two builds."""
+    tasks = dagbag.dags["rekindle_daily"].task_dict
+
+    def listed(*selection: str) -> list[str]:
+        command = [str(Path(sys.executable).with_name("dbt")), "ls", "--quiet", "--resource-type", "model",
+                   "snapshot", "seed", "test", "unit_test", "--target-path", str(tmp_path / "target"),
+                   "--log-path", str(tmp_path / "logs"), *selection]  # fmt: skip
+        env = {**os.environ, "DBT_PROFILES_DIR": str(PROJECT / "dbt_project"), "DO_NOT_TRACK": "1",
+               "REKINDLE_WAREHOUSE": str(tmp_path / "w.duckdb"), "REKINDLE_TARGET": "duckdb"}  # fmt: skip
+        done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        return done.stdout.split()
+
+    def of(task) -> list[str]:
+        selection = ["--indirect-selection", task.indirect_selection]
+        selection += ["--select", *task.select] if task.select else []
+        return listed(*selection, *(["--exclude", *task.exclude] if task.exclude else []))
+
+    everything = listed()
+    first, second = of(tasks["dbt_build_orders"]), of(tasks["dbt_build"])
+    assert "rekindle.marts.engagement.fct_orders" in first and "rekindle.marts.users.dim_users" in second
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(everything)

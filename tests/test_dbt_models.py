@@ -57,7 +57,8 @@ def test_every_mart_and_every_mart_column_is_documented(built_warehouse):
         documented = {name.lower(): c["description"].strip() for name, c in node["columns"].items()}
         built = query(
             built_warehouse,
-            f"select column_name from information_schema.columns where table_schema = 'main' and table_name = '{node['name']}'",
+            "select column_name from information_schema.columns"
+            f" where table_schema = 'main' and table_name = '{node['name']}'",
         )
         assert built, f"{node['name']} was not built"
         missing += [f"{node['name']}.{column}" for (column,) in built if not documented.get(column.lower())]

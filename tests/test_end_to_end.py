@@ -26,6 +26,7 @@ TABLES = [
     "main.dim_users",
     "main.segment_members",
     "main.rpt_campaign_performance",
+    "main.clv_runs",
 ]
 
 
@@ -61,6 +62,21 @@ def counts(warehouse: Path) -> dict[str, int]:
         return {table: con.execute(f"select count(*) from {table}").fetchone()[0] for table in TABLES}
 
 
+def clv_state(warehouse: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """clv_runs, and what dim_users shows of CLV (per user), as rows."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        runs = con.execute("select * from clv_runs order by calibration_end").fetchall()
+        shown = con.execute(
+            "select user_id, clv_p_alive, clv_expected_purchases, clv_predicted_value, clv_horizon_days,"
+            " clv_calibration_end from dim_users where clv_calibration_end is not null order by user_id"
+        ).fetchall()
+        predictions = con.execute(
+            "select user_id, p_alive, expected_purchases, predicted_value, horizon_days, calibration_end"
+            " from clv_predictions order by user_id"
+        ).fetchall()
+    return runs, shown, predictions
+
+
 def test_daily_run_produces_marts_export_and_email_and_rerun_changes_nothing(airflow_env):
     warehouse = Path(airflow_env["REKINDLE_WAREHOUSE"])
     out = Path(airflow_env["REKINDLE_OUT"])
@@ -83,6 +99,15 @@ def test_daily_run_produces_marts_export_and_email_and_rerun_changes_nothing(air
     assert records == accounted
     assert campaigns >= 3
 
+    # CLV ran between the two dbt builds for the interval's last day, and dim_users shows what it wrote: the
+    # predictions when it fitted, nothing when (as with a fortnight of history, usually) it did not.
+    runs, shown, predictions = clv_state(warehouse)
+    assert [(r[0].isoformat(), r[1]) for r in runs] == [("2026-10-31", 90)], runs
+    status, reason, customers = runs[0][2], runs[0][3], runs[0][4]
+    assert customers > 0
+    assert (status, reason is None, bool(predictions)) in {("fitted", True, True), ("not_fitted", False, False)}
+    assert shown == predictions
+
     export = out / "exports" / "recent_buyers_csv" / "2026-10-31.csv"
     with export.open() as handle:
         assert [(r["user_id"],) for r in csv.DictReader(handle)] == members
@@ -91,6 +116,8 @@ def test_daily_run_produces_marts_export_and_email_and_rerun_changes_nothing(air
     assert message["Subject"] == "Rekindle daily report for 2026-10-31"
 
     exported, emailed = export.read_bytes(), report.read_bytes()
+    clv_first = clv_state(warehouse)
     assert "state=success" in airflow(airflow_env, "dags", "test", "rekindle_daily", "2026-11-01")
     assert counts(warehouse) == first
+    assert clv_state(warehouse) == clv_first
     assert export.read_bytes() == exported and report.read_bytes() == emailed

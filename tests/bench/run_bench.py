@@ -69,12 +69,16 @@ def stage_load(run: Run) -> None:
     load_landing(str(run.landing), run.warehouse, run.interval)
 
 
-def stage_dbt(run: Run) -> None:
+def dbt_build(run: Run, *selection: str) -> None:
+    """`dbt build` of part of the project, selected as rekindle_daily's two dbt tasks select."""
     as_of = run.interval[1].isoformat()
     command = [
         str(BIN / "dbt"),
         "build",
         "--quiet",
+        "--indirect-selection",
+        "cautious",
+        *selection,
         "--target-path",
         str(run.work / "target"),
         "--log-path",
@@ -83,6 +87,21 @@ def stage_dbt(run: Run) -> None:
         f"{{rekindle_as_of: '{as_of}'}}",
     ]
     subprocess.run(command, cwd=PROJECT, check=True)
+
+
+def stage_dbt_orders(run: Run) -> None:
+    dbt_build(run, "--select", "+fct_orders")
+
+
+def stage_clv(run: Run) -> None:
+    from loaders.clv import calibration_end_for, predict_for_run
+    from loaders.settings import clv_horizon_days, load_settings
+
+    predict_for_run(load_settings(), calibration_end_for(run.interval[1]), clv_horizon_days())
+
+
+def stage_dbt(run: Run) -> None:
+    dbt_build(run, "--exclude", "+fct_orders")
 
 
 def stage_gate(run: Run) -> None:
@@ -109,6 +128,8 @@ STAGES = {
     "generate": stage_generate,
     BASELINE: stage_baseline,
     "load_landing": stage_load,
+    "dbt_build_orders": stage_dbt_orders,
+    "predict_clv": stage_clv,
     "dbt_build": stage_dbt,
     "quality_gate": stage_gate,
     "export_audiences": stage_export,
@@ -152,7 +173,7 @@ def report(run: Run, stages: list[Stage], airflow: Stage | None) -> None:
     with duckdb.connect(str(run.warehouse), read_only=True) as con:
         events = con.execute("select count(*) from raw.events").fetchone()[0]
     for stage in stages:
-        if stage.name in (BASELINE, "load_landing", "dbt_build"):
+        if stage.name in (BASELINE, "load_landing", "dbt_build_orders", "dbt_build"):
             stage.events = events
     print(f"\nRekindle bench — {run.args.users:,} users × {run.args.days} days, {events:,} events loaded\n")
     print(f"{'stage':<40} {'wall s':>8} {'events/s':>12} {'peak MB':>9}")

@@ -69,6 +69,22 @@ lifecycle as (
 
 ),
 
+-- Predicted customer value, written by the CLV task (loaders/clv.py) between the build of fct_orders and this
+-- model. No rows (so null CLV for everyone) before the task first ran or when its last fit failed (clv_runs
+-- says why); users without an order up to the calibration date are never in it.
+clv as (
+
+    {{ select_optional_relation(source('rekindle_clv', 'clv_predictions'), {
+        'user_id': dbt.type_string(),
+        'p_alive': 'double precision',
+        'expected_purchases': 'double precision',
+        'predicted_value': 'double precision',
+        'calibration_end': 'date',
+        'horizon_days': dbt.type_int(),
+    }) }}
+
+),
+
 activity as (
 
     select
@@ -128,6 +144,11 @@ final as (
         rfm.r_score,
         rfm.f_score,
         rfm.m_score,
+        clv.p_alive as clv_p_alive,
+        clv.expected_purchases as clv_expected_purchases,
+        clv.predicted_value as clv_predicted_value,
+        clv.horizon_days as clv_horizon_days,
+        clv.calibration_end as clv_calibration_end,
         {{ rekindle_as_of() }} as evaluated_at
     from users
     left join activity on users.user_id = activity.user_id
@@ -138,6 +159,7 @@ final as (
     left join custom_properties on users.user_id = custom_properties.user_id
     left join platforms on users.user_id = platforms.user_id
     left join lifecycle on users.user_id = lifecycle.user_id
+    left join clv on users.user_id = clv.user_id
 
 )
 
