@@ -20,7 +20,7 @@ watermark as (
 
 changed_devices as (
 
-    {{ incremental_changed_devices() }}
+    {{ incremental_changed_devices(switches_only=false) }}
 
 ),
 {% endif %}

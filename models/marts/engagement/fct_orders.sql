@@ -7,6 +7,7 @@
 -- The incremental filter reads these too (macros/incremental_changed_devices.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
+-- depends_on: {{ ref('int_identity__device_switches') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

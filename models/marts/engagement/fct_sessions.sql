@@ -10,6 +10,7 @@
 -- The incremental filter reads these too (macros/incremental_changed_devices.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
+-- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__record_users') }}
 {{ config(
     materialized='incremental',
@@ -60,6 +61,8 @@ events as (
         event_name,
         event_at,
         amount,
+        identity,
+        {{ json_text('properties', "'Platform'") }} as platform,
         loaded_at
     from {{ ref('fct_events') }}
     {% if is_incremental() %}
@@ -113,26 +116,53 @@ sessions as (
         count(*) as event_count,
         cast(sum(case when event_name = 'Charged' then 1 else 0 end) as {{ dbt.type_bigint() }}) as order_events,
         coalesce(sum(case when event_name = 'Charged' then amount end), 0) as revenue,
+        min(case when identity is not null then event_at end) as first_identified_at,
         max(loaded_at) as loaded_at
     from numbered
     group by user_id, session_number
 
 ),
 
+-- the platform of the session's latest event that says one (App Launched and friends carry `Platform`)
+platforms as (
+
+    select
+        user_id,
+        session_number,
+        platform
+    from (
+        select
+            user_id,
+            session_number,
+            platform,
+            row_number() over (
+                partition by user_id, session_number order by event_at desc, event_key desc
+            ) as recency
+        from numbered
+        where platform is not null
+    ) as latest
+    where recency = 1
+
+),
+
 final as (
 
     select
-        md5(user_id || '|' || {{ dbt.cast('started_at', dbt.type_string()) }}) as session_id,
-        user_id,
-        session_number,
-        started_at,
-        ended_at,
-        {{ dbt.datediff('started_at', 'ended_at', 'second') }} as duration_seconds,
-        event_count,
-        order_events,
-        revenue,
-        loaded_at
+        md5(sessions.user_id || '|' || {{ dbt.cast('sessions.started_at', dbt.type_string()) }}) as session_id,
+        sessions.user_id,
+        sessions.session_number,
+        sessions.started_at,
+        sessions.ended_at,
+        {{ dbt.datediff('sessions.started_at', 'sessions.ended_at', 'second') }} as duration_seconds,
+        sessions.event_count,
+        sessions.order_events,
+        sessions.revenue,
+        platforms.platform,
+        sessions.first_identified_at,
+        sessions.loaded_at
     from sessions
+    left join platforms
+        on sessions.user_id = platforms.user_id and sessions.session_number = platforms.session_number
 
 )
 

@@ -1,11 +1,5 @@
 with
 
-events as (
-
-    select * from {{ ref('fct_events') }}
-
-),
-
 profiles as (
 
     select * from {{ ref('int_users__latest_profile') }}
@@ -23,13 +17,11 @@ orders as (
 
 ),
 
+-- Activity comes from sessions, which hold every event once, summarised: reading them instead of
+-- fct_events keeps this table (rebuilt on every run) cheap next to the incremental models.
 sessions as (
 
-    select
-        user_id,
-        count(*) as session_count
-    from {{ ref('fct_sessions') }}
-    group by user_id
+    select * from {{ ref('fct_sessions') }}
 
 ),
 
@@ -45,7 +37,7 @@ custom_properties as (
 
 ),
 
--- the platform of the user's latest event that says one (App Launched and friends carry `Platform`)
+-- the platform of the user's latest session that says one, i.e. of their latest event that says one
 platforms as (
 
     select
@@ -54,10 +46,10 @@ platforms as (
     from (
         select
             user_id,
-            {{ json_text('properties', "'Platform'") }} as platform,
-            row_number() over (partition by user_id order by event_at desc, event_key desc) as recency
-        from events
-        where {{ json_text('properties', "'Platform'") }} is not null
+            platform,
+            row_number() over (partition by user_id order by started_at desc) as recency
+        from sessions
+        where platform is not null
     ) as latest
     where recency = 1
 
@@ -89,11 +81,12 @@ activity as (
 
     select
         user_id,
-        min(event_at) as first_seen_at,
-        max(event_at) as last_seen_at,
-        min(case when identity is not null then event_at end) as first_identified_event_at,
-        count(*) as event_count
-    from events
+        min(started_at) as first_seen_at,
+        max(ended_at) as last_seen_at,
+        min(first_identified_at) as first_identified_event_at,
+        cast(sum(event_count) as {{ dbt.type_bigint() }}) as event_count,
+        count(*) as session_count
+    from sessions
     group by user_id
 
 ),
@@ -135,7 +128,7 @@ final as (
             coalesce(profiles.first_profile_at, activity.first_identified_event_at)
         ) end as identified_at,
         coalesce(activity.event_count, 0) as event_count,
-        coalesce(sessions.session_count, 0) as session_count,
+        coalesce(activity.session_count, 0) as session_count,
         coalesce(orders.order_count, 0) as order_count,
         coalesce(orders.revenue, 0) as revenue,
         orders.revenue / orders.order_count as average_order_value,
@@ -154,7 +147,6 @@ final as (
     left join activity on users.user_id = activity.user_id
     left join profiles on users.user_id = profiles.user_id
     left join orders on users.user_id = orders.user_id
-    left join sessions on users.user_id = sessions.user_id
     left join rfm on users.user_id = rfm.user_id
     left join custom_properties on users.user_id = custom_properties.user_id
     left join platforms on users.user_id = platforms.user_id
