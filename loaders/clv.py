@@ -88,7 +88,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -871,16 +870,18 @@ def warehouse_url(settings: Settings) -> tuple[Any, str]:
     if settings.target == "duckdb":
         return sa.URL.create("duckdb", database=str(Path(settings.warehouse).resolve())), "main"
     if settings.target == "postgres":
+        from loaders.settings import postgres_params, postgres_schema
+
+        params = postgres_params()
         url = sa.URL.create(
             "postgresql+psycopg2",
-            username=os.environ.get("REKINDLE_PG_USER", "postgres"),
-            # unset rather than empty, as in loaders/postgres.py: '' would stop libpq from reading PGPASSWORD
-            password=os.environ.get("REKINDLE_PG_PASSWORD") or None,
-            host=os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
-            port=int(os.environ.get("REKINDLE_PG_PORT", "5432")),
-            database=os.environ.get("REKINDLE_PG_DATABASE", "rekindle"),
+            username=params["user"],
+            password=params.get("password"),
+            host=params["host"],
+            port=int(params["port"]),
+            database=params["dbname"],
         )
-        return url, os.environ.get("REKINDLE_PG_SCHEMA", "rekindle")
+        return url, postgres_schema()
     raise ValueError(f"REKINDLE_TARGET={settings.target!r}: the CLV stage runs on 'duckdb' or 'postgres'")
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -197,16 +196,9 @@ class PostgresWarehouse:
     @classmethod
     def from_env(cls) -> PostgresWarehouse:
         """Connect with the REKINDLE_PG_* variables, with the defaults of dbt_project/profiles.yml."""
-        params = {
-            "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
-            "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
-            "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
-            "dbname": os.environ.get("REKINDLE_PG_DATABASE", "rekindle"),
-        }
-        password = os.environ.get("REKINDLE_PG_PASSWORD", "")
-        if password:  # unset rather than empty: an explicit '' stops libpq from falling back to PGPASSWORD
-            params["password"] = password
-        return cls(psycopg2.extensions.make_dsn(**params), schema=os.environ.get("REKINDLE_PG_SCHEMA", "rekindle"))
+        from loaders.settings import postgres_params, postgres_schema
+
+        return cls(psycopg2.extensions.make_dsn(**postgres_params()), schema=postgres_schema())
 
     def __repr__(self) -> str:
         return f"PostgresWarehouse({self._where}, schema={self.schema!r})"

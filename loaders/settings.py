@@ -81,3 +81,26 @@ def clv_horizon_days() -> int:
     if days < 1:
         raise ValueError(f"REKINDLE_CLV_HORIZON_DAYS must be a whole number of days, 1 or more; got {value!r}")
     return days
+
+
+def postgres_params(dbname: str | None = None) -> dict[str, str]:
+    """libpq connection parameters from the REKINDLE_PG_* variables, with the defaults of
+    dbt_project/profiles.yml, so the loaders, the CLV task and dbt reach the same database.
+
+    The password is left out when unset or empty: an explicit '' would stop libpq from falling back to
+    PGPASSWORD or ~/.pgpass.
+    """
+    params = {
+        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
+        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
+        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
+        "dbname": dbname or os.environ.get("REKINDLE_PG_DATABASE", "rekindle"),
+    }
+    if os.environ.get("REKINDLE_PG_PASSWORD"):
+        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
+    return params
+
+
+def postgres_schema() -> str:
+    """The dbt profile's Postgres schema (REKINDLE_PG_SCHEMA): marts there, raw tables in `<schema>_raw`."""
+    return os.environ.get("REKINDLE_PG_SCHEMA", "rekindle")

@@ -15,6 +15,7 @@ import pytest
 
 from loaders.generate import generate
 from loaders.load import load_landing
+from loaders.settings import postgres_params
 
 PROJECT = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -62,15 +63,7 @@ def built_warehouse(tmp_path_factory, small_landing) -> Path:
 
 def pg_params(dbname: str) -> dict[str, str]:
     """Connection parameters for the machine's Postgres server (REKINDLE_PG_* as in dbt_project/profiles.yml)."""
-    params = {
-        "host": os.environ.get("REKINDLE_PG_HOST", "127.0.0.1"),
-        "port": os.environ.get("REKINDLE_PG_PORT", "5432"),
-        "user": os.environ.get("REKINDLE_PG_USER", "postgres"),
-        "dbname": dbname,
-    }
-    if os.environ.get("REKINDLE_PG_PASSWORD"):
-        params["password"] = os.environ["REKINDLE_PG_PASSWORD"]
-    return params
+    return postgres_params(dbname)
 
 
 @contextmanager

@@ -3,9 +3,14 @@
 Each stage runs in its own child process (this script with `--stage NAME`), so its peak memory (max RSS,
 from wait4) is its own. Timings are only comparable within one run on these shared machines, so the
 report also gives ratios measured in the same run: the loader against a bare DuckDB `read_json` of the
-same files, and the whole DAG through Airflow against the same stages called directly.
+same files, the whole DAG through Airflow against the same stages called directly, an incremental dbt
+build after 1% more events against the full build, and the same dbt build on Postgres against DuckDB.
 
-    python tests/bench/run_bench.py --users 20000 --days 30 [--no-airflow]
+The generator's output is split first: the last INCREMENT_SHARE of the events (the tail of the last day's
+file, as an hourly load would bring) is held back, the pipeline runs on the rest, and the held-back file is
+then loaded and built incrementally.
+
+    python tests/bench/run_bench.py --users 20000 --days 30 [--no-airflow] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BASELINE = "read_json into a table (baseline)"
+INCREMENT_SHARE = 0.01  # of all event lines, held back for the incremental build
+DBT_PARTS = ("dbt_build_orders", "dbt_build")  # rekindle_daily's two dbt tasks
 
 
 @dataclass
@@ -45,12 +52,38 @@ class Run:
         self.day = args.end
         day_start = datetime.combine(args.end, datetime.min.time())
         self.interval = (day_start, day_start + timedelta(days=1))  # the last day, as rekindle_daily sees it
+        self.increment = self.work / "increment" / f"{args.end.isoformat()}-increment.jsonl.gz"
+        self.results = self.work / "dbt_results"  # run_results.json of every dbt invocation, by stage
+        self.pg_database = f"rekindle_bench_{os.getpid() if args.stage is None else args.pg_database}"
 
 
 def stage_generate(run: Run) -> None:
     from loaders.generate import generate
 
     generate(run.landing, users=run.args.users, days=run.args.days, seed=run.args.seed, end=run.args.end)
+    hold_back_increment(run)
+
+
+def hold_back_increment(run: Run) -> None:
+    """Move the last INCREMENT_SHARE of all event lines (the tail of the last day's file) aside."""
+    import gzip
+
+    files = sorted((run.landing / "events").glob("*.jsonl.gz"))
+    total = 0
+    for file in files:
+        with gzip.open(file, "rb") as handle:
+            total += sum(1 for _ in handle)
+    last = files[-1]
+    with gzip.open(last, "rb") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    held = max(1, round(total * INCREMENT_SHARE))
+    if held >= len(lines):
+        raise SystemExit(f"bench: the last day has {len(lines)} lines, fewer than the {held} to hold back")
+    run.increment.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(run.increment, "wb") as handle:
+        handle.writelines(lines[-held:])
+    with gzip.open(last, "wb") as handle:
+        handle.writelines(lines[:-held])
 
 
 def stage_baseline(run: Run) -> None:
@@ -69,9 +102,10 @@ def stage_load(run: Run) -> None:
     load_landing(str(run.landing), run.warehouse, run.interval)
 
 
-def dbt_build(run: Run, *selection: str) -> None:
+def dbt_build(run: Run, *selection: str, stage: str, env: dict[str, str] | None = None) -> None:
     """`dbt build` of part of the project, selected as rekindle_daily's two dbt tasks select."""
     as_of = run.interval[1].isoformat()
+    target = run.work / "target" / stage
     command = [
         str(BIN / "dbt"),
         "build",
@@ -80,17 +114,25 @@ def dbt_build(run: Run, *selection: str) -> None:
         "cautious",
         *selection,
         "--target-path",
-        str(run.work / "target"),
+        str(target),
         "--log-path",
         str(run.work / "logs"),
         "--vars",
         f"{{rekindle_as_of: '{as_of}'}}",
     ]
-    subprocess.run(command, cwd=PROJECT, check=True)
+    subprocess.run(command, cwd=PROJECT, check=True, env={**os.environ, **(env or {})})
+    run.results.mkdir(parents=True, exist_ok=True)
+    part = "orders" if "+fct_orders" in selection and "--select" in selection else "rest"
+    shutil.copy2(target / "run_results.json", run.results / f"{stage}-{part}.json")
+
+
+def build_both_parts(run: Run, stage: str, env: dict[str, str] | None = None) -> None:
+    dbt_build(run, "--select", "+fct_orders", stage=stage, env=env)
+    dbt_build(run, "--exclude", "+fct_orders", stage=stage, env=env)
 
 
 def stage_dbt_orders(run: Run) -> None:
-    dbt_build(run, "--select", "+fct_orders")
+    dbt_build(run, "--select", "+fct_orders", stage="dbt_build_orders")
 
 
 def stage_clv(run: Run) -> None:
@@ -101,7 +143,7 @@ def stage_clv(run: Run) -> None:
 
 
 def stage_dbt(run: Run) -> None:
-    dbt_build(run, "--exclude", "+fct_orders")
+    dbt_build(run, "--exclude", "+fct_orders", stage="dbt_build")
 
 
 def stage_gate(run: Run) -> None:
@@ -137,6 +179,76 @@ STAGES = {
 }
 
 
+def stage_load_increment(run: Run) -> None:
+    from loaders.load import load_landing
+
+    shutil.move(run.increment, run.landing / "events" / run.increment.name)
+    load_landing(str(run.landing), run.warehouse, run.interval)
+
+
+def stage_dbt_incremental(run: Run) -> None:
+    """Both dbt parts again, after the 1% load: the incremental models take only what changed."""
+    build_both_parts(run, "dbt_incremental")
+
+
+def postgres_env(run: Run) -> dict[str, str]:
+    return {"REKINDLE_TARGET": "postgres", "REKINDLE_PG_DATABASE": run.pg_database}
+
+
+def stage_postgres_load(run: Run) -> None:
+    """The same landing zone (before the increment) into a new database of the machine's Postgres."""
+    import psycopg2
+
+    from loaders.load import load_landing
+    from loaders.postgres import PostgresWarehouse
+    from loaders.settings import postgres_params
+
+    admin = psycopg2.connect(**postgres_params("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'create database "{run.pg_database}"')
+    admin.close()
+    os.environ.update(postgres_env(run))
+    warehouse = PostgresWarehouse.from_env()
+    try:
+        load_landing(str(run.landing), warehouse, run.interval)
+    finally:
+        warehouse.close()
+
+
+def stage_postgres_dbt(run: Run) -> None:
+    build_both_parts(run, "postgres_dbt_build", env=postgres_env(run))
+
+
+# Measured after the pipeline, in this order: Postgres sees the same data as the DuckDB full build.
+POSTGRES_STAGES = {"postgres: load_landing": stage_postgres_load, "postgres: dbt build": stage_postgres_dbt}
+INCREMENT_STAGES = {"load 1% more events": stage_load_increment, "dbt build, incremental": stage_dbt_incremental}
+ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES}
+
+
+def drop_postgres_database(run: Run) -> None:
+    import psycopg2
+
+    from loaders.settings import postgres_params
+
+    admin = psycopg2.connect(**postgres_params("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'drop database if exists "{run.pg_database}" with (force)')
+    admin.close()
+
+
+def model_seconds(run: Run, stage: str) -> float:
+    """Sum of dbt's per-model execution times over the parts a stage built (tests and snapshots left out)."""
+    import json
+
+    total = 0.0
+    for file in sorted(run.results.glob(f"{stage}-*.json")):
+        results = json.loads(file.read_text())["results"]
+        total += sum(r["execution_time"] for r in results if r["unique_id"].startswith("model."))
+    return total
+
+
 def measure(name: str, command: list[str], env: dict[str, str]) -> Stage:
     """Run one child process; fail loudly with its output if it fails."""
     started = time.perf_counter()
@@ -167,20 +279,21 @@ def through_airflow(run: Run, env: dict[str, str]) -> Stage:
     return measure("rekindle_daily via airflow dags test", [airflow, "dags", "test", "rekindle_daily", run_date], env)
 
 
-def report(run: Run, stages: list[Stage], airflow: Stage | None) -> None:
+def report(run: Run, stages: list[Stage], extra: list[Stage], airflow: Stage | None) -> None:
     import duckdb
 
     with duckdb.connect(str(run.warehouse), read_only=True) as con:
         events = con.execute("select count(*) from raw.events").fetchone()[0]
+    increment = sum(1 for s in extra if s.name in INCREMENT_STAGES)
     for stage in stages:
-        if stage.name in (BASELINE, "load_landing", "dbt_build_orders", "dbt_build"):
+        if stage.name in (BASELINE, "load_landing", *DBT_PARTS):
             stage.events = events
     print(f"\nRekindle bench — {run.args.users:,} users × {run.args.days} days, {events:,} events loaded\n")
     print(f"{'stage':<40} {'wall s':>8} {'events/s':>12} {'peak MB':>9}")
-    for stage in [*stages, *([airflow] if airflow else [])]:
+    for stage in [*stages, *([airflow] if airflow else []), *extra]:
         rate = f"{stage.events / stage.seconds:,.0f}" if stage.events else ""
         print(f"{stage.name:<40} {stage.seconds:>8.1f} {rate:>12} {stage.peak_mb:>9.0f}")
-    by_name = {s.name: s for s in stages}
+    by_name = {s.name: s for s in [*stages, *extra]}
     direct = sum(s.seconds for s in stages if s.name not in ("generate", BASELINE))
     print(
         f"\nload_landing / read_json of the same files into a table: "
@@ -189,6 +302,19 @@ def report(run: Run, stages: list[Stage], airflow: Stage | None) -> None:
     print(f"pipeline called directly (load_landing → send_report): {direct:.1f} s")
     if airflow:
         print(f"rekindle_daily through Airflow / called directly: {airflow.seconds / direct:.2f}×")
+    full = sum(by_name[name].seconds for name in DBT_PARTS)
+    full_models = model_seconds(run, "dbt_build_orders") + model_seconds(run, "dbt_build")
+    if increment:
+        wall = by_name["dbt build, incremental"].seconds / full
+        models = model_seconds(run, "dbt_incremental") / full_models
+        print(
+            f"incremental dbt build after {INCREMENT_SHARE:.0%} more events / full dbt build: "
+            f"{wall:.2f}× wall (tests included), {models:.2f}× model time"
+        )
+    if "postgres: dbt build" in by_name:
+        wall = by_name["postgres: dbt build"].seconds / full
+        models = model_seconds(run, "postgres_dbt_build") / full_models
+        print(f"dbt build on Postgres / on DuckDB, same data and models: {wall:.2f}× wall, {models:.2f}× model time")
 
 
 def main() -> int:
@@ -199,11 +325,13 @@ def main() -> int:
     parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 10, 31))
     parser.add_argument("--workdir", type=Path, default=PROJECT / "out" / "bench")
     parser.add_argument("--no-airflow", action="store_true", help="skip the run through Airflow")
-    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # a child runs one stage
+    parser.add_argument("--no-postgres", action="store_true", help="skip the dbt build on Postgres")
+    parser.add_argument("--stage", choices=ALL_STAGES, help=argparse.SUPPRESS)  # a child runs one stage
+    parser.add_argument("--pg-database", help=argparse.SUPPRESS)  # the parent's throwaway database
     args = parser.parse_args()
     run = Run(args)
     if args.stage:
-        STAGES[args.stage](run)
+        ALL_STAGES[args.stage](run)
         return 0
 
     shutil.rmtree(run.work, ignore_errors=True)
@@ -215,10 +343,16 @@ def main() -> int:
         "DBT_PROFILES_DIR": str(PROJECT / "dbt_project"),
         "DO_NOT_TRACK": "1",
     }
-    child = [sys.executable, __file__, *sys.argv[1:]]
+    child = [sys.executable, __file__, *sys.argv[1:], "--pg-database", str(os.getpid())]
     stages = [measure(name, [*child, "--stage", name], env) for name in STAGES]
     airflow = None if args.no_airflow else through_airflow(run, env)
-    report(run, stages, airflow)
+    extra_stages = INCREMENT_STAGES if args.no_postgres else {**POSTGRES_STAGES, **INCREMENT_STAGES}
+    try:
+        extra = [measure(name, [*child, "--stage", name], env) for name in extra_stages]
+    finally:
+        if not args.no_postgres:
+            drop_postgres_database(run)
+    report(run, stages, extra, airflow)
     return 0
 
 
