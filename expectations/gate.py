@@ -31,13 +31,22 @@ class QualityGateFailed(RuntimeError):
     pass
 
 
+def _emailed_segments() -> list[str]:
+    """Segments whose members' email addresses leave the warehouse (an audience sends the email field)."""
+    from senders.audiences import load_audiences
+
+    return sorted({a.segment for a in load_audiences() if "email" in a.fields})
+
+
 def _suites():
-    """Expectations per table; built lazily because importing GX takes seconds."""
+    """(query, parameters, expectations) per table; built lazily because importing GX takes seconds."""
     import great_expectations.expectations as gxe
 
+    emailed = _emailed_segments()
     return {
         "dim_users": (
             "select user_id, email, can_email from main.dim_users",
+            [],
             [
                 gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
                 gxe.ExpectColumnValuesToBeUnique(column="user_id"),
@@ -45,9 +54,11 @@ def _suites():
             ],
         ),
         "segment_members": (
-            # Consent is re-checked at the gate: a member who may not be emailed must never reach a sender.
+            # Consent is re-checked at the gate: a member whose email an audience sends must be emailable.
             "select m.segment_name, m.user_id, m.email, u.can_email"
-            " from main.segment_members m left join main.dim_users u using (user_id)",
+            " from main.segment_members m left join main.dim_users u using (user_id)"
+            f" where m.segment_name in ({', '.join('?' * len(emailed)) or 'null'})",
+            emailed,
             [
                 gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
                 gxe.ExpectColumnValuesToNotBeNull(column="email"),
@@ -69,8 +80,8 @@ def run_gate(warehouse: Path) -> GateResult:
     result = GateResult()
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        for table, (query, expectations) in _suites().items():
-            frame = con.execute(query).df()
+        for table, (query, parameters, expectations) in _suites().items():
+            frame = con.execute(query, parameters).df()
             batch = (
                 source.add_dataframe_asset(table)
                 .add_batch_definition_whole_dataframe(table)

@@ -1,4 +1,8 @@
-"""Operator CLI: `python -m loaders load [--interval-end YYYY-MM-DD]` loads the landing zone now.
+"""Operator CLI.
+
+`python -m loaders load [--interval-end YYYY-MM-DD]` loads the landing zone now.
+`python -m loaders segments check|build|preview` validates the segment definitions
+(dbt_project/segments/*.yml), regenerates their dbt models, or previews one segment (or a file's).
 
 The same code runs in rekindle_daily's load_landing task; this is for a data engineer at a shell. It
 shows progress per file and ends with the reconciliation table (input = loaded + duplicates +
@@ -34,8 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     load = sub.add_parser("load", help="load new files of REKINDLE_LANDING into the warehouse (REKINDLE_TARGET)")
     load.add_argument("--interval-end", type=date.fromisoformat, default=date.today() + timedelta(days=1),
                       help="end of the data interval, exclusive (default: tomorrow)")  # fmt: skip
+    segments = sub.add_parser("segments", help="check, build or preview segment definitions")
+    segments.add_argument("action", choices=("check", "build", "preview"),
+                          help="check: validate; build: validate and regenerate the dbt models; "
+                               "preview: size and sample members of SEGMENT from the current warehouse")  # fmt: skip
+    segments.add_argument("segment", nargs="?", help="preview: a segment name or a YAML file of definitions")
+    segments.add_argument("--as-of", type=datetime.fromisoformat, help="preview: evaluate as of this instant")
+    segments.add_argument("--sample", type=int, default=10, help="preview: members to show (default 10)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.command == "segments":
+        return _segments(args)
 
     settings = load_settings()
     end = datetime.combine(args.interval_end, datetime.min.time())
@@ -53,6 +66,36 @@ def main(argv: list[str] | None = None) -> int:
     for failed in result.failed_files:
         print(f"FAILED {failed.source_file}: {failed.error}", file=sys.stderr)
     return 1 if result.failed_files or result.changed_files else 0
+
+
+def _segments(args: argparse.Namespace) -> int:
+    from loaders import segments
+
+    try:
+        if args.action == "check":
+            found = segments.load_segments()
+            stale = segments.out_of_date()
+            print(f"{len(found)} segments valid: {', '.join(s.name for s in found)}")
+            if stale:
+                print("generated models out of date, run `python -m loaders segments build`:", file=sys.stderr)
+                print("\n".join(f"  {p}" for p in stale), file=sys.stderr)
+                return 1
+            return 0
+        if args.action == "build":
+            changed = segments.build()
+            print("\n".join(f"wrote {p}" for p in changed) or "generated models already up to date")
+            return 0
+        if not args.segment:
+            print("preview needs a segment name or a YAML file", file=sys.stderr)
+            return 2
+        for result in segments.preview(args.segment, as_of=args.as_of, sample=args.sample):
+            print(f"{result.name}: {result.size:,} members")
+            for row in result.sample:
+                print("  " + ", ".join(f"{c}={v}" for c, v in zip(result.columns, row, strict=True)))
+        return 0
+    except segments.SegmentDefinitionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

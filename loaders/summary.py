@@ -35,7 +35,8 @@ def summary_lines() -> list[str]:
             " from main.dim_users"
         ).fetchone()
         segments = con.execute(
-            "select segment_name, count(*) from main.segment_members group by 1 order by 1"
+            "select d.segment_name, count(m.user_id) from main.segment_definitions d"
+            " left join main.segment_members m using (segment_name) group by 1 order by 1"
         ).fetchall()
         campaigns = con.execute(
             "select campaign_name, channel, sent, clicked, converted, target_conversion_rate,"

@@ -11,7 +11,7 @@ import yaml
 DEFAULT_PATH = Path(__file__).with_name("audiences.yml")
 DESTINATIONS = ("file",)
 # Columns a file export may carry: what segment_members holds for every member.
-FIELDS = ("user_id", "email", "orders_in_window", "evaluated_at", "segment_name")
+FIELDS = ("user_id", "email", "qualified_at", "evaluated_at", "segment_name")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -56,7 +56,10 @@ def collect_figures(warehouse: Path, run_date: date) -> DailyFigures:
         users, identified = con.execute(
             "select count(*), count(*) filter (where is_identified) from main.dim_users"
         ).fetchone()
-        sizes = con.execute("select segment_name, count(*) from main.segment_members group by 1 order by 1").fetchall()
+        sizes = con.execute(
+            "select d.segment_name, count(m.user_id) from main.segment_definitions d"
+            " left join main.segment_members m using (segment_name) group by 1 order by 1"
+        ).fetchall()
         cursor = con.execute("select * from main.rpt_campaign_performance order by start_date, campaign_id")
         names = [d[0] for d in cursor.description]
         campaigns = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

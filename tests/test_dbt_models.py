@@ -34,14 +34,24 @@ def test_marts_are_built_and_consistent(built_warehouse):
     assert query(built_warehouse, "select sum(event_count) from dim_users") == query(
         built_warehouse, "select count(*) from fct_events"
     )
-    # segment members all bought in the 30 days before the as-of instant and can be emailed
+    # recent_buyers (defined in dbt_project/segments/segments.yml): every member bought in the 30 days
+    # before the as-of instant and can be emailed, and everyone who did and can is a member
     assert query(
         built_warehouse,
         """
         select count(*) from segment_members m join dim_users u using (user_id)
-        where not u.can_email or m.orders_in_window < 1 or m.evaluated_at <> timestamp '2026-11-01'
+        where m.segment_name = 'recent_buyers' and (not u.can_email or m.evaluated_at <> timestamp '2026-11-01')
     """,
     ) == [(0,)]
+    assert query(
+        built_warehouse,
+        """
+        select user_id from dim_users u where u.can_email and exists (
+            select 1 from fct_events e where e.user_id = u.user_id and e.event_name = 'Charged'
+            and e.event_at > timestamp '2026-10-02' and e.event_at <= timestamp '2026-11-01')
+        order by 1
+    """,
+    ) == query(built_warehouse, "select user_id from segment_members where segment_name = 'recent_buyers' order by 1")
 
 
 def test_every_mart_and_every_mart_column_is_documented(built_warehouse):

@@ -94,7 +94,9 @@ def test_daily_run_produces_marts_export_and_email_and_rerun_changes_nothing(air
             "select sum(input_records), sum(loaded_events + loaded_profiles + duplicates + quarantined)"
             " from load_manifest"
         ).fetchone()
-        members = con.execute("select user_id from segment_members order by user_id").fetchall()
+        members = con.execute(
+            "select user_id from segment_members where segment_name = 'recent_buyers' order by user_id"
+        ).fetchall()
         campaigns = con.execute("select count(*) from rpt_campaign_performance where sent > 0").fetchone()[0]
     assert records == accounted
     assert campaigns >= 3

@@ -23,7 +23,8 @@ def test_gate_fails_on_a_member_without_consent_and_says_what_it_saw(built_wareh
             "select user_id from dim_users where not can_email and email is not null limit 1"
         ).fetchone()[0]
         con.execute(
-            "insert into segment_members select 'recent_buyers', user_id, email, 1, timestamp '2026-11-01'"
+            "insert into segment_members (segment_name, user_id, qualified_at, evaluated_at, email)"
+            " select 'recent_buyers', user_id, timestamp '2026-11-01', timestamp '2026-11-01', email"
             " from dim_users where user_id = ?",
             [user_id],
         )

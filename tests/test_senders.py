@@ -66,7 +66,7 @@ def test_report_email_carries_the_warehouse_figures(built_warehouse, tmp_path):
     html = message.get_body(("html",)).get_content()
     attachments = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
     with duckdb.connect(str(built_warehouse), read_only=True) as con:
-        members = con.execute("select count(*) from segment_members").fetchone()[0]
+        members = con.execute("select count(*) from segment_members where segment_name = 'recent_buyers'").fetchone()[0]
         names = [r[0] for r in con.execute("select campaign_name from rpt_campaign_performance").fetchall()]
         sent = con.execute("select sum(sent) from rpt_campaign_performance").fetchone()[0]
     assert f"Segment recent_buyers: {members:,} members." in text

@@ -1,25 +1,15 @@
--- The walking skeleton's one segment, recent_buyers: bought in the 30 days up to the as-of instant
--- and can receive email. Segments defined in YAML replace this hand-written one (issue #5).
+-- Every segment's members as of the run's as-of instant, with when their current stint began.
 with
 
-as_of as (
+members as (
 
-    select {{ rekindle_as_of() }} as evaluated_at
+    select * from {{ ref('int_segments__evaluated') }}
 
 ),
 
-recent_orders as (
+history as (
 
-    select
-        fct_events.user_id,
-        count(*) as orders_in_window
-    from {{ ref('fct_events') }} as fct_events
-    cross join as_of
-    where
-        fct_events.event_name = 'Charged'
-        and fct_events.event_at > {{ dbt.dateadd('day', -30, 'as_of.evaluated_at') }}
-        and fct_events.event_at <= as_of.evaluated_at
-    group by fct_events.user_id
+    select * from {{ ref('segment_membership_history') }}
 
 ),
 
@@ -32,15 +22,20 @@ users as (
 final as (
 
     select
-        'recent_buyers' as segment_name,
-        users.user_id,
-        users.email,
-        recent_orders.orders_in_window,
-        as_of.evaluated_at
-    from users
-    inner join recent_orders on users.user_id = recent_orders.user_id
-    cross join as_of
-    where users.can_email
+        members.segment_name,
+        members.user_id,
+        history.entered_at as qualified_at,
+        members.evaluated_at,
+        users.email
+    from members
+    inner join users on members.user_id = users.user_id
+    -- the stint that contains this evaluation (a backfilled day finds its own, not the latest)
+    left join history
+        on
+            members.segment_name = history.segment_name
+            and members.user_id = history.user_id
+            and members.evaluated_at >= history.entered_at
+            and (history.exited_at is null or members.evaluated_at < history.exited_at)
 
 )
 

@@ -1,0 +1,20 @@
+{#- True for an event (alias `events`) that an event rule of a segment counts: its name, its window
+    relative to the as-of instant, and its `where:` filters. within_days N is the N days up to the
+    as-of instant (after as-of minus N days, up to as-of); between is from the first day's midnight to
+    the end of the last day; since is from the day's midnight. -#}
+{% macro segment_event_match(leaf, as_of_sql) %}
+    (
+        events.event_name = {{ segment_literal(leaf.event) }}
+        {%- if leaf.within_days is defined %}
+            and events.event_at > {{ dbt.dateadd('day', -1 * leaf.within_days, as_of_sql) }}
+        {%- elif leaf.since is defined %}
+            and events.event_at >= cast({{ segment_literal(leaf.since) }} as timestamp)
+        {%- elif leaf.between is defined %}
+            and events.event_at >= cast({{ segment_literal(leaf.between[0]) }} as timestamp)
+            and events.event_at < {{ dbt.dateadd('day', 1, 'cast(' ~ segment_literal(leaf.between[1]) ~ ' as timestamp)') }}
+        {%- endif %}
+        {%- for filter in leaf.where %}
+            and {{ segment_compare(json_text('events.properties', segment_literal(filter.property)), 'json', filter, as_of_sql) }}
+        {%- endfor %}
+    )
+{% endmacro %}
