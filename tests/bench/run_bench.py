@@ -195,19 +195,25 @@ def postgres_env(run: Run) -> dict[str, str]:
     return {"REKINDLE_TARGET": "postgres", "REKINDLE_PG_DATABASE": run.pg_database}
 
 
-def stage_postgres_load(run: Run) -> None:
-    """The same landing zone (before the increment) into a new database of the machine's Postgres."""
+def on_server(statement: str) -> None:
+    """One statement on the Postgres server's maintenance database, outside a transaction (CREATE DATABASE)."""
     import psycopg2
 
-    from loaders.load import load_landing
-    from loaders.postgres import PostgresWarehouse
     from loaders.settings import postgres_params
 
     admin = psycopg2.connect(**postgres_params("postgres"))
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute(f'create database "{run.pg_database}"')
+        cursor.execute(statement)
     admin.close()
+
+
+def stage_postgres_load(run: Run) -> None:
+    """The same landing zone (before the increment) into a new database of the machine's Postgres."""
+    from loaders.load import load_landing
+    from loaders.postgres import PostgresWarehouse
+
+    on_server(f'create database "{run.pg_database}"')
     os.environ.update(postgres_env(run))
     warehouse = PostgresWarehouse.from_env()
     try:
@@ -227,15 +233,7 @@ ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES}
 
 
 def drop_postgres_database(run: Run) -> None:
-    import psycopg2
-
-    from loaders.settings import postgres_params
-
-    admin = psycopg2.connect(**postgres_params("postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'drop database if exists "{run.pg_database}" with (force)')
-    admin.close()
+    on_server(f'drop database if exists "{run.pg_database}" with (force)')
 
 
 def model_seconds(run: Run, stage: str) -> float:
