@@ -15,10 +15,11 @@
         {%- if op in ('older_than_days', 'within_days') -%}
             {%- set tested = value_sql if kind == 'timestamp' else segment_safe_timestamp(value_sql) -%}
             {%- set cutoff = dbt.dateadd('day', -1 * value, as_of_sql) -%}
+            {#- (as-of minus N days, as-of] is within, as for an event rule's window; at or before is older -#}
             {%- if op == 'older_than_days' -%}
-                {%- set test = tested ~ ' < ' ~ cutoff -%}
+                {%- set test = tested ~ ' <= ' ~ cutoff -%}
             {%- else -%}
-                {%- set test = tested ~ ' >= ' ~ cutoff ~ ' and ' ~ tested ~ ' <= ' ~ as_of_sql -%}
+                {%- set test = tested ~ ' > ' ~ cutoff ~ ' and ' ~ tested ~ ' <= ' ~ as_of_sql -%}
             {%- endif -%}
         {%- elif op == 'contains' -%}
             {%- set test = 'strpos(' ~ value_sql ~ ', ' ~ segment_literal(value) ~ ') > 0' -%}

@@ -5,6 +5,7 @@
 {% macro segment_event_match(leaf, as_of_sql) %}
     (
         events.event_name = {{ segment_literal(leaf.event) }}
+        and events.event_at <= {{ as_of_sql }}
         {%- if leaf.within_days is defined %}
             and events.event_at > {{ dbt.dateadd('day', -1 * leaf.within_days, as_of_sql) }}
         {%- elif leaf.since is defined %}

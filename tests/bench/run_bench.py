@@ -4,7 +4,8 @@ Each stage runs in its own child process (this script with `--stage NAME`), so i
 from wait4) is its own. Timings are only comparable within one run on these shared machines, so the
 report also gives ratios measured in the same run: the loader against a bare DuckDB `read_json` of the
 same files, the whole DAG through Airflow against the same stages called directly, an incremental dbt
-build after 1% more events against the full build, and the same dbt build on Postgres against DuckDB.
+build after 1% more events against the full build, the same dbt build on Postgres against DuckDB, and 20
+segments (tests/bench/segments_bench.yml) against one bare scan-and-aggregate of fct_events.
 
 The generator's output is split first: the last INCREMENT_SHARE of the events (the tail of the last day's
 file, as an hourly load would bring) is held back, the pipeline runs on the rest, and the held-back file is
@@ -226,10 +227,53 @@ def stage_postgres_dbt(run: Run) -> None:
     build_both_parts(run, "postgres_dbt_build", env=postgres_env(run))
 
 
+SEGMENTS_BENCH = Path(__file__).with_name("segments_bench.yml")
+
+
+def stage_bare_scan(run: Run) -> None:
+    """The floor for segments: one scan of fct_events aggregated per user, timed inside the process."""
+    import json
+
+    import duckdb
+
+    with duckdb.connect(str(run.warehouse), read_only=True) as con:
+        started = time.perf_counter()
+        con.sql(
+            "select count(*) from (select user_id, count(*), count(distinct event_name), sum(amount),"
+            " max(event_at) from main.fct_events group by user_id)"
+        ).fetchall()
+        seconds = time.perf_counter() - started
+    run.results.mkdir(parents=True, exist_ok=True)
+    (run.results / "bare_scan.json").write_text(json.dumps({"seconds": seconds}))
+
+
+def stage_segments(run: Run) -> None:
+    """The 20 segments of segments_bench.yml, built by dbt in a copy of the project that defines them."""
+    from loaders.segments import build
+
+    project = run.work / "segments_project"
+    shutil.rmtree(project, ignore_errors=True)
+    for folder in ("models", "macros"):
+        shutil.copytree(PROJECT / folder, project / folder)
+    shutil.copytree(PROJECT / "dbt_project", project / "dbt_project", ignore=shutil.ignore_patterns("segments"))
+    shutil.copy2(PROJECT / "dbt_project.yml", project / "dbt_project.yml")
+    (project / "dbt_project" / "segments").mkdir()
+    shutil.copy2(SEGMENTS_BENCH, project / "dbt_project" / "segments" / "bench.yml")
+    build(project)
+    target = run.work / "target" / "segments"
+    command = [str(BIN / "dbt"), "run", "--quiet", "--project-dir", str(project), "--select",
+               "int_segments__event_facts", "tag:segment", "--target-path", str(target), "--log-path",
+               str(run.work / "logs"), "--vars", f"{{rekindle_as_of: '{run.interval[1].isoformat()}'}}"]  # fmt: skip
+    subprocess.run(command, cwd=project, check=True)
+    run.results.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(target / "run_results.json", run.results / "segments-all.json")
+
+
 # Measured after the pipeline, in this order: Postgres sees the same data as the DuckDB full build.
 POSTGRES_STAGES = {"postgres: load_landing": stage_postgres_load, "postgres: dbt build": stage_postgres_dbt}
 INCREMENT_STAGES = {"load 1% more events": stage_load_increment, "dbt build, incremental": stage_dbt_incremental}
-ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES}
+SEGMENT_STAGES = {"bare scan-and-aggregate of fct_events": stage_bare_scan, "20 segments (dbt run)": stage_segments}
+ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES, **SEGMENT_STAGES}
 
 
 def drop_postgres_database(run: Run) -> None:
@@ -309,6 +353,16 @@ def report(run: Run, stages: list[Stage], extra: list[Stage], airflow: Stage | N
             f"incremental dbt build after {INCREMENT_SHARE:.0%} more events / full dbt build: "
             f"{wall:.2f}× wall (tests included), {models:.2f}× model time"
         )
+    if "20 segments (dbt run)" in by_name:
+        import json
+
+        bare = json.loads((run.results / "bare_scan.json").read_text())["seconds"]
+        segments = model_seconds(run, "segments")
+        print(
+            f"20 segments / one bare scan-and-aggregate of fct_events: {segments / bare:.1f}× "
+            f"(model time {segments:.1f} s against {bare:.2f} s in-process;"
+            f" wall with dbt's start-up {by_name['20 segments (dbt run)'].seconds:.1f} s)"
+        )
     if "postgres: dbt build" in by_name:
         wall = by_name["postgres: dbt build"].seconds / full
         models = model_seconds(run, "postgres_dbt_build") / full_models
@@ -344,7 +398,7 @@ def main() -> int:
     child = [sys.executable, __file__, *sys.argv[1:], "--pg-database", str(os.getpid())]
     stages = [measure(name, [*child, "--stage", name], env) for name in STAGES]
     airflow = None if args.no_airflow else through_airflow(run, env)
-    extra_stages = INCREMENT_STAGES if args.no_postgres else {**POSTGRES_STAGES, **INCREMENT_STAGES}
+    extra_stages = {**({} if args.no_postgres else POSTGRES_STAGES), **INCREMENT_STAGES, **SEGMENT_STAGES}
     try:
         extra = [measure(name, [*child, "--stage", name], env) for name in extra_stages]
     finally:
