@@ -1,19 +1,19 @@
 {#- A segment's rule tree as one boolean over `users` (dim_users), `facts` (its event facts) and
     `as_of`. Every leaf is non-null, so `not` and `any` behave as a marketer reads them.
     did: at least one counted event, and the count test when given; did_not: none. aggregate: at least
-    one counted event and the aggregated value passes. in_segment: a member of another segment as of
-    the same instant, an RFM segment or a lifecycle stage (dim_users' columns). -#}
-{% macro segment_condition(rule, as_of_sql) %}
+    one counted event and the aggregated value passes. in_segment: the other segment's rules, inlined
+    from `definitions` (by name), or an RFM segment or lifecycle stage (dim_users' columns). -#}
+{% macro segment_condition(rule, as_of_sql, definitions) %}
     {%- set sql_ops = {'eq': '=', 'neq': '<>', 'gt': '>', 'gte': '>=', 'lt': '<', 'lte': '<='} -%}
     {%- if rule['all'] is defined or rule['any'] is defined -%}
         {%- set joiner = ' and ' if rule['all'] is defined else ' or ' -%}
         {%- set parts = [] -%}
         {%- for child in (rule['all'] if rule['all'] is defined else rule['any']) -%}
-            {%- do parts.append(segment_condition(child, as_of_sql)) -%}
+            {%- do parts.append(segment_condition(child, as_of_sql, definitions)) -%}
         {%- endfor -%}
         ({{ parts | join(joiner) }})
     {%- elif rule['not'] is defined -%}
-        (not {{ segment_condition(rule['not'], as_of_sql) }})
+        (not {{ segment_condition(rule['not'], as_of_sql, definitions) }})
     {%- elif rule.did is defined -%}
         {%- set events = 'coalesce(facts.' ~ rule.did ~ '__events, 0)' -%}
         ({{ events }} >= 1
@@ -33,7 +33,7 @@
     {%- elif rule.in_segment is defined -%}
         {%- set target = rule.in_segment -%}
         {%- if target.segment is defined -%}
-            (users.user_id in (select member.user_id from {{ ref('segment__' ~ target.segment) }} as member))
+            {{ segment_condition(definitions[target.segment].rules, as_of_sql, definitions) }}
         {%- elif target.rfm is defined -%}
             coalesce(users.rfm_segment = {{ segment_literal(target.rfm) }}, false)
         {%- else -%}

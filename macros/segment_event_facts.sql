@@ -1,12 +1,22 @@
 {#- Per user, one column per event rule ("leaf") of the segments: how many events it counts
     (<leaf>__events) and, for aggregate rules, the aggregated property (<leaf>__value). All leaves are
-    computed in one scan of fct_events, whatever the number of segments. A missing or non-numeric
-    property counts as 0 in sum and avg (CleverTap) and is skipped by min and max. -#}
+    computed in one scan of fct_events, whatever the number of segments, and each property the rules
+    read is taken out of the JSON once per event, not once per rule. A missing or non-numeric property
+    counts as 0 in sum and avg (CleverTap) and is skipped by min and max. -#}
 {% macro segment_event_facts(leaves) %}
     {%- set as_of_sql = 'as_of.evaluated_at' -%}
     {%- set names = [] -%}
+    {%- set columns = {} -%}
+    {%- set readers = {} -%}
     {%- for leaf in leaves -%}
         {%- if leaf.event not in names %}{% do names.append(leaf.event) %}{% endif -%}
+        {%- for key in (leaf.where | map(attribute='property') | list) + ([leaf.property] if leaf.property is defined else []) -%}
+            {%- if key not in columns -%}
+                {%- do columns.update({key: 'property_' ~ (columns | length + 1)}) -%}
+                {%- do readers.update({key: []}) -%}
+            {%- endif -%}
+            {%- if leaf.event not in readers[key] %}{% do readers[key].append(leaf.event) %}{% endif -%}
+        {%- endfor -%}
     {%- endfor %}
     with
 
@@ -16,15 +26,37 @@
 
     ),
 
+    events as (
+
+        select
+            events.user_id,
+            events.event_name,
+            events.event_at
+            {%- for key, column in columns.items() %}
+            {#- parsed once per event, and only for the events whose rules read it -#}
+            , case
+                when events.event_name in ({% for name in readers[key] %}{{ segment_literal(name) }}{{ ', ' if not loop.last }}{% endfor %})
+                    then {{ json_text('events.properties', segment_literal(key)) }}
+            end as {{ column }}
+            {%- endfor %}
+        from {{ ref('fct_events') }} as events
+        {%- if names %}
+        where events.event_name in ({% for name in names %}{{ segment_literal(name) }}{{ ', ' if not loop.last }}{% endfor %})
+        {%- else %}
+        where false
+        {%- endif %}
+
+    ),
+
     facts as (
 
         select
             events.user_id
             {%- for leaf in leaves %}
-            {%- set match = segment_event_match(leaf, as_of_sql) %}
+            {%- set match = segment_event_match(leaf, as_of_sql, columns) %}
             , sum(case when {{ match }} then 1 else 0 end) as {{ leaf.id }}__events
             {%- if leaf.fn is defined %}
-            {%- set number = segment_safe_number(json_text('events.properties', segment_literal(leaf.property))) %}
+            {%- set number = segment_safe_number('events.' ~ columns[leaf.property]) %}
             {%- if leaf.fn in ('sum', 'avg') %}
             , sum(case when {{ match }} then coalesce({{ number }}, 0) end)
             {%- if leaf.fn == 'avg' %} / nullif(sum(case when {{ match }} then 1 else 0 end), 0){% endif %}
@@ -34,13 +66,8 @@
             {%- endif %}
             {%- endif %}
             {%- endfor %}
-        from {{ ref('fct_events') }} as events
+        from events
         cross join as_of
-        {%- if names %}
-        where events.event_name in ({% for name in names %}{{ segment_literal(name) }}{{ ', ' if not loop.last }}{% endfor %})
-        {%- else %}
-        where false
-        {%- endif %}
         group by events.user_id
 
     )

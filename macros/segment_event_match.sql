@@ -1,8 +1,9 @@
-{#- True for an event (alias `events`) that an event rule of a segment counts: its name, its window
+{#- True for an event (alias `events`, with each property the rules read as a column named in `columns`)
+    that an event rule of a segment counts: its name, its window
     relative to the as-of instant, and its `where:` filters. within_days N is the N days up to the
     as-of instant (after as-of minus N days, up to as-of); between is from the first day's midnight to
     the end of the last day; since is from the day's midnight. -#}
-{% macro segment_event_match(leaf, as_of_sql) %}
+{% macro segment_event_match(leaf, as_of_sql, columns) %}
     (
         events.event_name = {{ segment_literal(leaf.event) }}
         and events.event_at <= {{ as_of_sql }}
@@ -15,7 +16,7 @@
             and events.event_at < {{ dbt.dateadd('day', 1, 'cast(' ~ segment_literal(leaf.between[1]) ~ ' as timestamp)') }}
         {%- endif %}
         {%- for filter in leaf.where %}
-            and {{ segment_compare(json_text('events.properties', segment_literal(filter.property)), 'json', filter, as_of_sql) }}
+            and {{ segment_compare('events.' ~ columns[filter.property], 'json', filter, as_of_sql) }}
         {%- endfor %}
     )
 {% endmacro %}

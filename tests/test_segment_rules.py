@@ -435,7 +435,7 @@ def fixture_run(harness: Harness, tmp_path_factory) -> Run:
             "select description from main.segment_definitions where segment_name = 'inj_city'"
         ).fetchall()
         run.extra["evaluated_at"] = con.execute("select distinct evaluated_at from main.segment__open").fetchall()
-    run.extra["compiled"] = next((harness.root / "target" / "compiled").rglob("segment__open.sql")).read_text()
+    run.extra["compiled"] = next((harness.root / "target" / "compiled").rglob("int_segments__flags.sql")).read_text()
     return run
 
 
@@ -448,7 +448,9 @@ def test_members(fixture_run: Run, name: str, expected: set[str]):
 
 def test_one_run_builds_only_the_segment_models_over_the_hand_made_tables(fixture_run: Run):
     built = set(fixture_run.statuses) - {f"segment__{name}" for name, _, _ in PROBES}
-    assert built == {"int_segments__event_facts", "segment_definitions"} | {f"segment__{n}" for n, _, _ in CASES}
+    assert built == {"int_segments__event_facts", "int_segments__flags", "segment_definitions"} | {
+        f"segment__{n}" for n, _, _ in CASES
+    }
     assert fixture_run.statuses["int_segments__event_facts"][0] == "success"
     # ref('dim_users') and ref('fct_events') are the hand-made tables (they were not selected, so not rebuilt)
     assert '"main"."dim_users"' in fixture_run.extra["compiled"]
