@@ -2,8 +2,8 @@
     boolean that is never null. `value_sql` is the tested value: a dim_users column (kind text, number,
     bool or timestamp) or a JSON property as text (kind json, typed by the value it is compared with).
     A missing value fails every test except neq, not_in and not_exists, which it passes: a user without
-    a city is "not in London". -#}
-{% macro segment_compare(value_sql, kind, condition, as_of_sql) %}
+    a city is "not in London". `number_sql`, when given, is the value already read as a number. -#}
+{% macro segment_compare(value_sql, kind, condition, as_of_sql, number_sql=none) %}
     {%- set op = condition.op -%}
     {%- set value = condition.value -%}
     {%- set sql_ops = {'eq': '=', 'neq': '<>', 'gt': '>', 'gte': '>=', 'lt': '<', 'lte': '<='} -%}
@@ -35,7 +35,7 @@
                     {%- do literals.append(segment_literal(v) if kind == 'bool' else segment_literal('true' if v else 'false')) -%}
                 {%- endfor -%}
             {%- elif sample is number -%}
-                {%- set tested = value_sql if kind == 'number' else segment_safe_number(value_sql) -%}
+                {%- set tested = value_sql if kind == 'number' else (number_sql or segment_safe_number(value_sql)) -%}
                 {%- set literals = values | map('string') | list -%}
             {%- elif op in ('gt', 'gte', 'lt', 'lte') or kind == 'timestamp' -%}
                 {#- a date or date-time text: compared as a time -#}

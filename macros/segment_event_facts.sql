@@ -8,7 +8,13 @@
     {%- set names = [] -%}
     {%- set columns = {} -%}
     {%- set readers = {} -%}
+    {%- set numeric = [] -%}
     {%- for leaf in leaves -%}
+        {%- if leaf.property is defined and leaf.property not in numeric %}{% do numeric.append(leaf.property) %}{% endif -%}
+        {%- for filter in leaf.where -%}
+            {%- set sample = (filter.value[0] if filter.value is sequence and filter.value is not string else filter.value) if filter.value is defined else none -%}
+            {%- if sample is number and sample is not boolean and filter.property not in numeric %}{% do numeric.append(filter.property) %}{% endif -%}
+        {%- endfor -%}
         {%- if leaf.event not in names %}{% do names.append(leaf.event) %}{% endif -%}
         {%- for key in (leaf.where | map(attribute='property') | list) + ([leaf.property] if leaf.property is defined else []) -%}
             {%- if key not in columns -%}
@@ -26,7 +32,7 @@
 
     ),
 
-    events as (
+    properties as (
 
         select
             events.user_id,
@@ -48,15 +54,27 @@
 
     ),
 
+    {#- each property a rule compares with a number is read as a number once, not once per rule -#}
+    events as (
+
+        select
+            properties.*
+            {%- for key in numeric %}
+            , {{ segment_safe_number('properties.' ~ columns[key]) }} as {{ columns[key] }}_number
+            {%- endfor %}
+        from properties
+
+    ),
+
     facts as (
 
         select
             events.user_id
             {%- for leaf in leaves %}
-            {%- set match = segment_event_match(leaf, as_of_sql, columns) %}
+            {%- set match = segment_event_match(leaf, as_of_sql, columns, numeric) %}
             , sum(case when {{ match }} then 1 else 0 end) as {{ leaf.id }}__events
             {%- if leaf.fn is defined %}
-            {%- set number = segment_safe_number('events.' ~ columns[leaf.property]) %}
+            {%- set number = 'events.' ~ columns[leaf.property] ~ '_number' %}
             {%- if leaf.fn in ('sum', 'avg') %}
             , sum(case when {{ match }} then coalesce({{ number }}, 0) end)
             {%- if leaf.fn == 'avg' %} / nullif(sum(case when {{ match }} then 1 else 0 end), 0){% endif %}

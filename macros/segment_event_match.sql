@@ -3,7 +3,7 @@
     relative to the as-of instant, and its `where:` filters. within_days N is the N days up to the
     as-of instant (after as-of minus N days, up to as-of); between is from the first day's midnight to
     the end of the last day; since is from the day's midnight. -#}
-{% macro segment_event_match(leaf, as_of_sql, columns) %}
+{% macro segment_event_match(leaf, as_of_sql, columns, numeric=[]) %}
     (
         events.event_name = {{ segment_literal(leaf.event) }}
         and events.event_at <= {{ as_of_sql }}
@@ -16,7 +16,8 @@
             and events.event_at < {{ dbt.dateadd('day', 1, 'cast(' ~ segment_literal(leaf.between[1]) ~ ' as timestamp)') }}
         {%- endif %}
         {%- for filter in leaf.where %}
-            and {{ segment_compare('events.' ~ columns[filter.property], 'json', filter, as_of_sql) }}
+            {%- set number_sql = 'events.' ~ columns[filter.property] ~ '_number' if filter.property in numeric else none %}
+            and {{ segment_compare('events.' ~ columns[filter.property], 'json', filter, as_of_sql, number_sql) }}
         {%- endfor %}
     )
 {% endmacro %}
