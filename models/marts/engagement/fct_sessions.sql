@@ -5,8 +5,10 @@
 -- Incremental by user: a late event can merge or split sessions and a re-resolved device moves events
 -- between users, so a run recomputes the full history of every user it touches and replaces all of
 -- that user's sessions (delete+insert on user_id, on purpose: session_id is the row key and is tested
--- unique, user_id is the unit of replacement). The post-hooks remove the sessions of users left with no
--- events (an anonymous device whose history a login adopted) and sessions after the as-of instant.
+-- unique, user_id is the unit of replacement). A touched user left with no events (an anonymous device
+-- whose whole history a login adopted) gets a placeholder row with a null session_id, so that
+-- delete+insert removes their sessions too; a post-hook then deletes the placeholders, and another the
+-- sessions after the as-of instant.
 -- The incremental filter reads these too (macros/incremental_changed_devices.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
@@ -18,8 +20,7 @@
     unique_key='user_id',
     post_hook=[
         "{{ delete_after_as_of('started_at') }}",
-        "{% if is_incremental() %}delete from {{ this }} as sessions where not exists
-          (select 1 from {{ ref('fct_events') }} as events where events.user_id = sessions.user_id){% endif %}",
+        "delete from {{ this }} where session_id is null",
     ],
 ) }}
 
@@ -49,6 +50,10 @@ touched_users as (
     where {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
     union
     select 'anon:' || device_id from changed_devices
+    union
+    -- a rerun of an earlier day re-decides everyone, including users who have no events that early
+    select sessions.user_id from {{ this }} as sessions
+    where (select watermark.as_of_moved_back from watermark)
 
 ),
 {% endif %}
@@ -167,3 +172,22 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+    union all
+    -- placeholders for touched users left with no events (see the top): removed by the post-hook
+    select
+        null as session_id,
+        touched_users.user_id,
+        null as session_number,
+        null as started_at,
+        null as ended_at,
+        null as duration_seconds,
+        null as event_count,
+        null as order_events,
+        null as revenue,
+        null as platform,
+        null as first_identified_at,
+        null as loaded_at
+    from touched_users
+    where touched_users.user_id not in (select events.user_id from events)
+{% endif %}
