@@ -1,6 +1,6 @@
 {#- The incremental filter shared by the identity-aware models: true for a record an incremental run
-    must (re)compute. Needs the CTEs `watermark` (incremental_watermark) and `changed_devices`
-    (incremental_changed_devices) and `cross join watermark` in the query. -#}
+    must (re)compute. Needs the CTEs `watermark` and `changed_devices` (incremental_scope) and
+    `cross join watermark` in the query. -#}
 {% macro incremental_in_scope(loaded_at, record_at, device_id) %}
     (
         watermark.as_of_moved_back

@@ -12,17 +12,7 @@
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    {{ incremental_watermark('loaded_at', 'last_login_at') }}
-
-),
-
-changed_devices as (
-
-    {{ incremental_changed_devices(switches_only=false) }}
-
-),
+{{ incremental_scope('last_login_at', switches_only=false) }}
 {% endif %}
 
 events as (

@@ -14,17 +14,7 @@
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    {{ incremental_watermark('loaded_at', 'record_at') }}
-
-),
-
-changed_devices as (
-
-    {{ incremental_changed_devices() }}
-
-),
+{{ incremental_scope('record_at') }}
 {% endif %}
 
 all_records as (

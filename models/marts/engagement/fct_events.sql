@@ -2,7 +2,7 @@
 -- (up to the as-of instant), and every event of a device whose identity history changed, since any
 -- of them may now belong to someone else; they replace their earlier rows by event_key. A test
 -- (tests/test_incremental.py) holds this equal to a full refresh row for row.
--- The incremental filter reads these too (macros/incremental_changed_devices.sql):
+-- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
 {{ config(
@@ -15,17 +15,7 @@
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    {{ incremental_watermark('loaded_at', 'event_at') }}
-
-),
-
-changed_devices as (
-
-    {{ incremental_changed_devices() }}
-
-),
+{{ incremental_scope('event_at') }}
 {% endif %}
 
 events as (

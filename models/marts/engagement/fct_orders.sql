@@ -4,7 +4,7 @@
 -- Incremental by order: a run recomputes every order with a Charged event that is new, newly visible
 -- or on a device whose identity history changed (its buyer may have changed), from all of that
 -- order's occurrences, and replaces it by order_id.
--- The incremental filter reads these too (macros/incremental_changed_devices.sql):
+-- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
@@ -18,17 +18,7 @@
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    {{ incremental_watermark('loaded_at', 'ordered_at') }}
-
-),
-
-changed_devices as (
-
-    {{ incremental_changed_devices() }}
-
-),
+{{ incremental_scope('ordered_at') }}
 
 touched_orders as (
 

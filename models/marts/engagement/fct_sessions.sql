@@ -9,7 +9,7 @@
 -- whose whole history a login adopted) gets a placeholder row with a null session_id, so that
 -- delete+insert removes their sessions too; a post-hook then deletes the placeholders, and another the
 -- sessions after the as-of instant.
--- The incremental filter reads these too (macros/incremental_changed_devices.sql):
+-- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
@@ -27,17 +27,7 @@
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    {{ incremental_watermark('loaded_at', 'ended_at') }}
-
-),
-
-changed_devices as (
-
-    {{ incremental_changed_devices() }}
-
-),
+{{ incremental_scope('ended_at') }}
 
 -- The users whose sessions may differ: owners of new or newly visible records, and everyone who owns
 -- or owned records on a device whose identity history changed. A past owner of a device's anonymous

@@ -1,0 +1,54 @@
+{#- The two CTEs every identity-aware incremental model starts with (inside `{% if is_incremental() %}`),
+    each followed by a comma, ready for the model's own CTEs:
+    watermark        one row: loaded_since (incremental_loaded_since); record_since, the latest record
+                     time held (records after it were beyond the previous run's as-of instant and become
+                     visible now); as_of_moved_back, true when the model holds records after this run's
+                     as-of instant (a rerun or backfill of an earlier day: everything is decided again,
+                     since a login after the new as-of may have adopted older anonymous history).
+    changed_devices  devices whose identity history changed since the watermark: a login (an event or
+                     profile update with identity and objectId), loaded after loaded_since or made
+                     visible after record_since, that is a switch in int_identity__device_switches.
+                     Every record on such a device may now belong to someone else, so the models
+                     re-resolve all of them and re-read their users' full history. A login that is not a
+                     switch changes nobody's user (the identity logged in before it was the same), and
+                     skipping those keeps a run proportional to what changed, not to who was active.
+                     switches_only=false gives every device with a new login: what
+                     int_identity__device_switches itself needs, being the table that says which logins
+                     are switches. -#}
+{% macro incremental_scope(record_at_column, switches_only=true) %}
+    watermark as (
+
+        select
+            {{ incremental_loaded_since('loaded_at') }} as loaded_since,
+            coalesce(max({{ record_at_column }}), cast('1900-01-01' as timestamp)) as record_since,
+            coalesce(max({{ record_at_column }}) > {{ rekindle_as_of() }}, false) as as_of_moved_back
+        from {{ this }}
+
+    ),
+
+    changed_devices as (
+
+        {%- for relation, record_at in [
+            (ref('stg_clevertap__events'), 'event_at'),
+            (ref('stg_clevertap__profiles'), 'updated_at'),
+        ] %}
+        select logins.device_id
+        from {{ relation }} as logins
+        cross join watermark
+        {%- if switches_only %}
+        inner join {{ ref('int_identity__device_switches') }} as switches
+            on
+                logins.device_id = switches.device_id
+                and logins.identity = switches.identity
+                and logins.{{ record_at }} = switches.switched_at
+        {%- endif %}
+        where
+            logins.identity is not null
+            and logins.device_id is not null
+            and logins.{{ record_at }} <= {{ rekindle_as_of() }}
+            and (logins.loaded_at > watermark.loaded_since or logins.{{ record_at }} > watermark.record_since)
+        {% if not loop.last %}union{% endif %}
+        {%- endfor %}
+
+    ),
+{% endmacro %}
