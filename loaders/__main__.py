@@ -74,7 +74,7 @@ def _segments(args: argparse.Namespace) -> int:
     try:
         if args.action == "check":
             found = segments.load_segments()
-            stale = segments.out_of_date()
+            stale = segments.out_of_date(segments=found)
             print(f"{len(found)} segments valid: {', '.join(s.name for s in found)}")
             if stale:
                 print("generated models out of date, run `python -m loaders segments build`:", file=sys.stderr)

@@ -571,9 +571,9 @@ def build(project: Path = PROJECT_ROOT) -> list[Path]:
     return changed
 
 
-def out_of_date(project: Path = PROJECT_ROOT) -> list[Path]:
+def out_of_date(project: Path = PROJECT_ROOT, segments: list[Segment] | None = None) -> list[Path]:
     """Generated files that differ from what the YAML gives (missing, changed or left from a deleted segment)."""
-    files = generated_files(load_segments(project), project)
+    files = generated_files(load_segments(project) if segments is None else segments, project)
     stale = [p for p in (project / GENERATED_DIR).glob("segment__*.sql") if p not in files]
     return stale + [p for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
 
@@ -589,10 +589,11 @@ class Preview:
     columns: list[str]
 
 
-def preview_sql(segment: Segment, known: dict[str, Segment]) -> str:
-    """dbt SQL (Jinja) for one segment on its own: the segment and those it refers to evaluated with their
-    event facts inline, so a definition that is not built yet previews against the current warehouse."""
-    needed, queue = {}, [segment]
+def preview_sql(chosen: list[Segment], known: dict[str, Segment]) -> str:
+    """dbt SQL (Jinja) for the chosen segments on their own: they and the segments they refer to evaluated in
+    one flags query with their event facts inline, so definitions that are not built yet preview against the
+    current warehouse. One row per user, with in_<name> for each."""
+    needed, queue = {}, list(chosen)
     while queue:
         current = queue.pop()
         if current.name not in needed:
@@ -603,9 +604,7 @@ def preview_sql(segment: Segment, known: dict[str, Segment]) -> str:
     return (
         "{% set definitions %}{% raw %}" + _jinja_json(definitions) + "{% endraw %}{% endset %}"
         "{% set leaves %}{% raw %}" + _jinja_json(leaves) + "{% endraw %}{% endset %}"
-        f"select '{segment.name}' as segment_name, user_id, evaluated_at"
-        " from ({{ segment_flags(fromjson(definitions), fromjson(leaves)) }}) as flags"
-        f" where in_{segment.name}"
+        "{{ segment_flags(fromjson(definitions), fromjson(leaves)) }}"
     )
 
 
@@ -647,11 +646,12 @@ def preview(
     else:
         raise SegmentDefinitionError(f"no segment named {target!r}; defined: {', '.join(sorted(known))}")
     settings = load_settings()
+    flags = _compile(preview_sql(chosen, known), as_of, project)  # one dbt start-up for the whole file
     results = []
     for segment in chosen:
-        compiled = _compile(preview_sql(segment, known), as_of, project)
-        count_sql = f"select count(*) from ({compiled}) as members"
-        sample_sql = f"select * from ({compiled}) as members order by user_id limit {int(sample)}"
+        members = f"select user_id, evaluated_at from ({flags}) as flags where in_{segment.name}"
+        count_sql = f"select count(*) from ({members}) as members"
+        sample_sql = f"select * from ({members}) as members order by user_id limit {int(sample)}"
         if settings.target == "duckdb":
             import duckdb
 
