@@ -9,8 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from .braze import FakeBraze
+from .google_data_manager import FakeGoogleDataManager
+from .meta import FakeMeta
 from .sendgrid import FakeSendGrid
 from .twilio import FakeTwilio
+from .webhook_receiver import FakeWebhookReceiver
 
 
 @pytest.fixture
@@ -22,4 +26,28 @@ def fake_sendgrid() -> Iterator[FakeSendGrid]:
 @pytest.fixture
 def fake_twilio() -> Iterator[FakeTwilio]:
     with FakeTwilio() as api:
+        yield api
+
+
+@pytest.fixture
+def fake_meta() -> Iterator[FakeMeta]:
+    with FakeMeta() as api:
+        yield api
+
+
+@pytest.fixture
+def fake_google() -> Iterator[FakeGoogleDataManager]:
+    with FakeGoogleDataManager() as api:
+        yield api
+
+
+@pytest.fixture
+def fake_braze() -> Iterator[FakeBraze]:
+    with FakeBraze() as api:
+        yield api
+
+
+@pytest.fixture
+def fake_webhook() -> Iterator[FakeWebhookReceiver]:
+    with FakeWebhookReceiver() as api:
         yield api
