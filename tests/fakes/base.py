@@ -175,7 +175,10 @@ class FakeServer:
 
     def start(self) -> None:
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.vendor}-fake", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, and tests start and stop many fakes.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{self.vendor}-fake", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -326,6 +329,7 @@ class FakeServer:
             if reply is None:
                 try:
                     reply = self.route(request)
+                    reply.encoded()  # an answer that cannot be encoded is the fake's bug: surface it as a 500
                 except Exception as exc:  # a bug in a fake must surface as a 500 the test can see, not a hang
                     reply = Reply(500, {"fake_error": f"{type(exc).__name__}: {exc}"})
             drop = False

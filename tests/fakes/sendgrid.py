@@ -129,6 +129,9 @@ class FakeSendGrid(FakeServer):
     # ---- routes ------------------------------------------------------------------------------------------
 
     def route(self, request: RecordedRequest) -> Reply:
+        errors_file = re.fullmatch(r"/v3/marketing/contacts/imports/([^/]+)/errors", request.path)
+        if errors_file and request.method == "GET":
+            return self._job_errors(errors_file.group(1))  # a download link, like SendGrid's: no API key needed
         if bearer_token(request) != self.api_key:
             return Reply(401, _errors((None, "authorization required")))
         path, method = request.path.rstrip("/"), request.method
@@ -144,8 +147,6 @@ class FakeSendGrid(FakeServer):
             return self._create_list(request)
         if (m := re.fullmatch(r"/v3/marketing/lists/([^/]+)", path)) and method == "GET":
             return self._get_list(m.group(1))
-        if (m := re.fullmatch(r"/v3/marketing/contacts/imports/([^/]+)/errors", path)) and method == "GET":
-            return self._job_errors(m.group(1))
         return Reply(404, _errors((None, "resource not found")))
 
     def _upsert(self, request: RecordedRequest) -> Reply:

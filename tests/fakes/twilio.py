@@ -61,6 +61,11 @@ def error_reply(code: int, status: int | None = None) -> Reply:
     return Reply(http_status, body)
 
 
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the API shows it (without the fake's private bookkeeping)."""
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
 def _segments(body: str) -> int:
     """GSM-7 single part holds 160 characters, concatenated parts 153; UCS-2 70 and 67."""
     gsm = all(ord(ch) < 128 for ch in body)
@@ -133,7 +138,7 @@ class FakeTwilio(FakeServer):
             return self._list(request)
         if sid is not None and request.method == "GET":
             found = next((msg for msg in self.messages if msg["sid"] == sid), None)
-            return Reply(200, found) if found else error_reply(20404)
+            return Reply(200, _public(found)) if found else error_reply(20404)
         return Reply(405, {"code": 20004, "message": "Method not allowed", "status": 405})
 
     def _authenticated(self, request: RecordedRequest) -> bool:
@@ -222,7 +227,7 @@ class FakeTwilio(FakeServer):
         return Reply(
             200,
             {
-                "messages": [{k: v for k, v in m.items() if not k.startswith("_")} for m in chunk],
+                "messages": [_public(m) for m in chunk],
                 "page": page,
                 "page_size": page_size,
                 "start": page * page_size,
