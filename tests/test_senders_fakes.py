@@ -404,6 +404,10 @@ def test_meta_counts_malformed_hashes_as_invalid_entries_inside_a_200(fake_meta:
     assert response.json()["num_received"] == 4 and response.json()["num_invalid_entries"] == 3
     assert len(response.json()["invalid_entry_samples"]) == 3
     assert fake_meta.audience_members(audience) == {h("a@x.com")}
+    fake_meta.invalid_rows_for(lambda row: row[0] == h("d@x.com"))
+    unusable = meta_post(fake_meta, audience, {"schema": "EMAIL_SHA256", "data": [h("d@x.com"), h("e@x.com")]})
+    assert unusable.status_code == 200 and unusable.json()["num_invalid_entries"] == 1
+    assert fake_meta.audience_members(audience) == {h("a@x.com"), h("e@x.com")}
 
 
 def test_meta_refuses_more_than_10000_rows_and_unknown_audiences(fake_meta: FakeMeta) -> None:

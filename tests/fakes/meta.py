@@ -27,6 +27,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,7 @@ class FakeMeta(FakeServer):
         self.access_token = access_token
         self.audiences: dict[str, Audience] = {}
         self._throttles = 0
+        self._invalid_predicates: list[Callable[[list[Any]], bool]] = []
 
     # ---- setup and assertions --------------------------------------------------------------------------
 
@@ -94,6 +96,12 @@ class FakeMeta(FakeServer):
         """The hashes under `key` of the audience's current members."""
         with self.lock:
             return {r[key] for r in self.audiences[audience_id].rows if r.get(key)}
+
+    def invalid_rows_for(self, predicate: Callable[[list[Any]], bool]) -> None:
+        """Rows matching `predicate` (as received: one value per schema key) are well-formed but unusable:
+        counted in `num_invalid_entries` inside the 200 and not applied, as Meta does for hashes it rejects."""
+        with self.lock:
+            self._invalid_predicates.append(predicate)
 
     def throttle_next(self, times: int = 1, regain_minutes: int = 1) -> None:
         """Answer the next `times` requests as Meta does when rate limited: HTTP 400, code 80004."""
@@ -169,6 +177,8 @@ class FakeMeta(FakeServer):
         valid, samples = [], {}
         for row in rows:
             problem = self._row_problem(schema, row)
+            if problem is None and any(p(row) for p in self._invalid_predicates):
+                problem = "the entry could not be used"
             if problem is None:
                 valid.append(dict(zip(schema, row, strict=True)))
             elif len(samples) < 10:
