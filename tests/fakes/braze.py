@@ -19,6 +19,7 @@ State for assertions: `users` (external_id → attributes), `attribute_members(n
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -75,7 +76,7 @@ class FakeBraze(FakeServer):
         if status == 429:
             _, _, reset = self.rate_limit_state()
             reply.headers["X-RateLimit-Remaining"] = "0"
-            reply.headers["X-RateLimit-Reset"] = str(int(max(reset, time.time() + 1)))
+            reply.headers["X-RateLimit-Reset"] = str(math.ceil(max(reset, time.time() + 1)))  # at least a second ahead
         return reply
 
     def rate_limit_reply(self, reset_at: float) -> Reply:

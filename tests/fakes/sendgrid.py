@@ -22,6 +22,7 @@ State for assertions: `list_members(list_id)` (set of emails), `contacts` (by em
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -120,7 +121,7 @@ class FakeSendGrid(FakeServer):
         if status == 429:
             _, _, reset = self.rate_limit_state()
             reply.headers["X-RateLimit-Remaining"] = "0"
-            reply.headers["X-RateLimit-Reset"] = str(int(max(reset, time.time() + 1)))
+            reply.headers["X-RateLimit-Reset"] = str(math.ceil(max(reset, time.time() + 1)))  # at least a second ahead
         return reply
 
     def rate_limit_reply(self, reset_at: float) -> Reply:
