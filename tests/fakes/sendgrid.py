@@ -32,7 +32,7 @@ from typing import Any
 from .base import FakeServer, RecordedRequest, Reply, bearer_token, json_body
 
 MAX_CONTACTS = 30_000
-MAX_BODY_BYTES = 6 * 1024 * 1024
+MAX_BODY_BYTES = 6_000_000  # "6 MB": the stricter, decimal reading, so a client cutting it fine is caught
 MAX_SEARCH_EMAILS = 100
 MAX_EMAIL_CHARS = 254
 IDENTIFIERS = ("email", "phone_number_id", "external_id", "anonymous_id")
@@ -152,7 +152,7 @@ class FakeSendGrid(FakeServer):
 
     def _upsert(self, request: RecordedRequest) -> Reply:
         if len(request.body) > MAX_BODY_BYTES:
-            return Reply(413, _errors((None, "request body is larger than 6 MB")))
+            return Reply(413, _errors((None, "request entity too large: the body must be under 6 MB")))
         try:
             body = json_body(request)
         except ValueError as exc:
