@@ -82,6 +82,9 @@ class _Fault:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real APIs and requests.Session use
+    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the client's delayed
+    # ACK (~40 ms a request), which would make a throughput benchmark measure TCP, not the sender.
+    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:

@@ -232,14 +232,16 @@ class FakeGoogleDataManager(FakeServer):
         if not body.get("validateOnly"):
             for target in targets:
                 audience = self.audiences[target]
-                for keyed, granted in parsed:
-                    if not keyed:
-                        continue
-                    if ingest:
-                        if granted and keyed not in audience:
+                if ingest:
+                    present = {tuple(sorted(m.items())) for m in audience}
+                    for keyed, granted in parsed:
+                        key = tuple(sorted(keyed.items()))
+                        if keyed and granted and key not in present:
+                            present.add(key)
                             audience.append(keyed)
-                    else:
-                        audience[:] = [m for m in audience if not any(m.get(k) == v for k, v in keyed.items())]
+                else:  # a removed member takes out everyone it matches on any identifier
+                    gone = {(k, v) for keyed, _ in parsed for k, v in keyed.items()}
+                    audience[:] = [m for m in audience if not any((k, v) in gone for k, v in m.items())]
         self.request_status[request_id] = {
             "requestStatusPerDestination": [
                 {

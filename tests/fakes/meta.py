@@ -54,6 +54,18 @@ def graph_error(code: int, message: str, status: int = 400, subcode: int | None 
     return Reply(status, {"error": error})
 
 
+def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Rows without repeats, first occurrence kept (a set of seen rows: audiences hold tens of thousands)."""
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    unique = []
+    for row in rows:
+        key = tuple(sorted(row.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
 @dataclass
 class ReplaceSession:
     session_id: int
@@ -275,17 +287,13 @@ class FakeMeta(FakeServer):
             return "the row has no identifier"
         return None
 
-    @staticmethod
-    def _matches(a: dict[str, str], b: dict[str, str]) -> bool:
-        return any(a.get(k) and a.get(k) == b.get(k) for k in b)
-
     def _add(self, audience: Audience, rows: list[dict[str, str]]) -> None:
-        for row in rows:
-            if not any(existing == row for existing in audience.rows):
-                audience.rows.append(row)
+        audience.rows = _unique([*audience.rows, *rows])
 
     def _remove(self, audience: Audience, rows: list[dict[str, str]]) -> None:
-        audience.rows = [r for r in audience.rows if not any(self._matches(r, gone) for gone in rows)]
+        """A removed row takes out every member it matches on any identifier, as Meta matches people."""
+        gone = {(key, value) for row in rows for key, value in row.items() if value}
+        audience.rows = [r for r in audience.rows if not any((k, v) in gone for k, v in r.items() if v)]
 
     def _replace(self, audience: Audience, session: dict[str, Any], rows: list[dict[str, str]]) -> Reply | None:
         current = audience.replace
@@ -306,11 +314,7 @@ class FakeMeta(FakeServer):
             current.batches.add(session["batch_seq"])
             current.rows.extend(rows)
         if session["last_batch_flag"]:
-            unique: list[dict[str, str]] = []
-            for row in current.rows:
-                if row not in unique:
-                    unique.append(row)
-            audience.rows = unique
+            audience.rows = _unique(current.rows)
             audience.ended_sessions[current.session_id] = current.batches
             audience.replace = None
         return None
