@@ -388,6 +388,9 @@ def test_meta_adds_and_removes_hashed_rows(fake_meta: FakeMeta) -> None:
     removed = meta_post(fake_meta, audience, {"schema": "EMAIL_SHA256", "data": [h("u0@x.com")]}, method="DELETE")
     assert removed.status_code == 200
     assert fake_meta.audience_members(audience) == {h("u1@x.com"), h("u2@x.com")}
+    # a shared first name or country does not take other people out with the one removed
+    meta_post(fake_meta, audience, {"schema": schema, "data": [rows[1]]}, method="DELETE")
+    assert fake_meta.audience_members(audience) == {h("u2@x.com")}
     as_json = requests.post(
         f"{fake_meta.base_url}/v21.0/{audience}/users",
         json={"payload": {"schema": "EMAIL_SHA256", "data": [h("u9@x.com")]}, "access_token": fake_meta.access_token},

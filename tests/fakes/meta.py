@@ -38,6 +38,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Keys Meta expects hashed, and keys it takes as they are (Meta's documented schema keys).
 HASHED_KEYS = {"EMAIL", "PHONE", "FN", "LN", "FI", "CT", "ST", "ZIP", "COUNTRY", "DOBY", "DOBM", "DOBD", "GEN"}
 PLAIN_KEYS = {"EXTERN_ID", "MADID", "PAGEUID", "LOOKALIKE_VALUE"}
+# Keys that single out one person; the others (names, places, birth dates) only narrow a match.
+PERSONAL_KEYS = {"EMAIL", "PHONE", "MADID", "EXTERN_ID", "PAGEUID"}
 SINGLE_KEY_SCHEMAS = {"EMAIL_SHA256": "EMAIL", "PHONE_SHA256": "PHONE", "MOBILE_ADVERTISER_ID": "MADID"}
 
 
@@ -291,9 +293,17 @@ class FakeMeta(FakeServer):
         audience.rows = _unique([*audience.rows, *rows])
 
     def _remove(self, audience: Audience, rows: list[dict[str, str]]) -> None:
-        """A removed row takes out every member it matches on any identifier, as Meta matches people."""
-        gone = {(key, value) for row in rows for key, value in row.items() if value}
-        audience.rows = [r for r in audience.rows if not any((k, v) in gone for k, v in r.items() if v)]
+        """A removed row takes out every member it matches on a personal identifier (email, phone, ids), as Meta
+        matches people; FN, COUNTRY and the like are shared by many and only refine a match. A row with no
+        personal identifier removes the identical row only."""
+        gone = {(k, v) for row in rows for k, v in row.items() if v and k in PERSONAL_KEYS}
+        exact = {tuple(sorted(row.items())) for row in rows if not any(row.get(k) for k in PERSONAL_KEYS)}
+        audience.rows = [
+            r
+            for r in audience.rows
+            if not any((k, v) in gone for k, v in r.items() if v and k in PERSONAL_KEYS)
+            and tuple(sorted(r.items())) not in exact
+        ]
 
     def _replace(self, audience: Audience, session: dict[str, Any], rows: list[dict[str, str]]) -> Reply | None:
         current = audience.replace
