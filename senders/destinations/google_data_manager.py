@@ -45,16 +45,19 @@ class GoogleDataManager(Destination):
         from senders import normalise
 
         identifiers = []
-        email = member.fields.get("email")
-        if email:
-            clean = normalise.email(str(email))
-            if clean:
-                identifiers.append({"emailAddress": normalise.sha256_hex(clean)})
-        phone = member.fields.get("phone")
-        if phone:
-            clean = normalise.phone_e164(str(phone), self.audience.options.get("default_country"))
-            if clean:
-                identifiers.append({"phoneNumber": normalise.sha256_hex(clean)})
+        country = self.audience.options.get("default_country")
+        for field, key, clean in (
+            ("email", "emailAddress", normalise.email_google),
+            ("phone", "phoneNumber", lambda value: normalise.phone_e164(value, country)),
+        ):
+            if field not in self.audience.fields:
+                continue
+            try:
+                value = clean(member.fields.get(field))
+            except normalise.NormalisationError:
+                value = None  # one bad identifier does not stop matching on the other
+            if value:
+                identifiers.append({key: normalise.sha256_hex(value)})
         return {"userData": {"userIdentifiers": identifiers}} if identifiers else None
 
     def batch_size_bytes(self, members: Sequence[Member]) -> int:

@@ -74,11 +74,15 @@ class MetaCustomAudience(Destination):
             return f"field 'fields' has {unmapped}, which Meta cannot match on; allowed: {', '.join(SCHEMA)}"
         return None
 
-    @property
-    def schema(self) -> list[str]:
-        return [SCHEMA[f] for f in self.audience.fields]
+    def columns(self, method: str) -> list[str]:
+        """Adds carry every field (more keys, better match rates); removals only the identifiers, since a
+        shared first name or country must never take other people out of the audience."""
+        if method == "DELETE":
+            return [f for f in self.audience.fields if f in self.audience.identifiers]
+        return list(self.audience.fields)
 
-    def row(self, member: Member) -> list[str]:
+    def row(self, member: Member, columns: list[str]) -> list[str] | None:
+        """The member's hashed row, or None when no identifier survives normalisation."""
         from senders import normalise
 
         cleaners = {
@@ -90,26 +94,42 @@ class MetaCustomAudience(Destination):
             "country": normalise.country_meta,
         }
         values = []
-        for name in self.audience.fields:
+        for name in columns:
             if name == "user_id":
                 values.append(member.user_id)
                 continue
-            raw = member.fields.get(name)
-            clean = cleaners[name](str(raw)) if raw not in (None, "") else None
+            try:
+                clean = cleaners[name](member.fields.get(name))
+            except normalise.NormalisationError:
+                clean = None  # one bad field does not stop matching on the others
             values.append(normalise.sha256_hex(clean) if clean else "")
-        return values
+        identifying = [v for name, v in zip(columns, values, strict=True) if name in self.audience.identifiers]
+        return values if any(identifying) else None
 
     def batch_size_bytes(self, members: Sequence[Member]) -> int:
         return len(members) * (67 * len(self.audience.fields) + 4)
 
     def call(self, method: str, members: Sequence[Member]) -> BatchOutcome:
         version = self.audience.options.get("api_version", "v21.0")
-        payload = {"schema": self.schema, "data": [self.row(m) for m in members]}
-        body = {"payload": payload, "access_token": self.credentials.get("password", "")}
-        answer = self.http.request(method, f"/{version}/{self.audience.options['audience_id']}/users", json=body).json()
-        return BatchOutcome(
-            accepted=[m.user_id for m in members], unattributed_failures=int(answer.get("num_invalid_entries") or 0)
-        )
+        columns = self.columns(method)
+        rows, sent, rejected = [], [], {}
+        for member in members:
+            row = self.row(member, columns)
+            if row is None:
+                rejected[member.user_id] = "no identifier that normalises (Meta's rules)"
+            else:
+                rows.append(row)
+                sent.append(member.user_id)
+        invalid = 0
+        if rows:
+            body = {
+                "payload": {"schema": [SCHEMA[c] for c in columns], "data": rows},
+                "access_token": self.credentials.get("password", ""),
+            }
+            path = f"/{version}/{self.audience.options['audience_id']}/users"
+            answer = self.http.request(method, path, json=body).json()
+            invalid = int(answer.get("num_invalid_entries") or 0)
+        return BatchOutcome(accepted=sent, rejected=rejected, unattributed_failures=invalid)
 
     def add(self, members: Sequence[Member]) -> BatchOutcome:
         return self.call("POST", members)
