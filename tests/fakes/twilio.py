@@ -9,6 +9,8 @@ Contract (../shared/reference/destinations.md, Twilio's Message resource referen
 - Errors are `{"code","message","more_info","status"}`: 21604/21603/21602 a missing To/From/Body (400),
   21617 a body over 1,600 characters, 21211 an invalid `To` (not E.164, or marked with `mark_invalid`),
   21610 a recipient who replied STOP (`mark_stopped`), 20429 too many requests (HTTP 429, nothing sent).
+- `reject_record(predicate)` (on the form fields) and `fail_next(400)` answer 21408, a permanent refusal of
+  that recipient that is not a suppression code.
 - There is no idempotency key: every accepted POST is one more message (`messages`), duplicates included.
 - `GET …/Messages.json?To=&From=&DateSent>=YYYY-MM-DD&DateSent<=…&PageSize=&Page=` lists sent messages,
   newest first, in pages (`messages`, `next_page_uri`, …) so a sender can reconcile after a crash;
@@ -119,7 +121,7 @@ class FakeTwilio(FakeServer):
             return error_reply(20003)
         if status == 404:
             return error_reply(20404)
-        return error_reply(21211 if status == 400 else status, status)
+        return error_reply(21408 if status == 400 else status, status)  # a refusal, not a suppression code
 
     # ---- routes ------------------------------------------------------------------------------------------
 
