@@ -51,11 +51,10 @@ def set_segment(path: Path, segment: str, user_ids: Iterable[str]) -> None:
     ids = sorted(set(user_ids))
     with duckdb.connect(str(path)) as con:
         con.execute("delete from segment_members where segment_name = ?", [segment])
-        if ids:
-            con.executemany(
-                "insert into segment_members select user_id, email, ?, ?, ? from dim_users where user_id = ?",
-                [(START, AS_OF, segment, uid) for uid in ids],
-            )
+        con.execute(
+            "insert into segment_members select user_id, email, ?, ?, ? from dim_users where list_contains(?, user_id)",
+            [START, AS_OF, segment, ids],
+        )
 
 
 def user_ids(n: int) -> list[str]:
