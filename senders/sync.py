@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -423,7 +423,8 @@ class AudienceSync:
             removes = [profiles[uid] for uid in sorted(state) if uid not in eligible] if a.mode == "mirror" else []
         self.counts.to_add, self.counts.to_remove = len(adds), len(removes)
         joiners = sum(1 for m in adds if m.user_id not in state)
-        self.check_safety(len(state), joiners, len(removes))
+        if not (has_state and self.resumed()):
+            self.check_safety(len(state), joiners, len(removes))
 
         if self.dry_run:
             self.print_dry_run(adds, removes)
@@ -449,6 +450,20 @@ class AudienceSync:
         if finish is not None:
             self.counts.failed += finish.unattributed_failures + len(finish.rejected)
         self.check_failures()
+
+    def resumed(self) -> bool:
+        """Whether an attempt of this run was killed after it started sending for the audience (it logged
+        sends but wrote no sync_runs row after them). That attempt passed the safety check with the whole
+        change in view, so the attempt that finishes its work is not stopped halfway by its own progress."""
+        a, run_id = self.audience.name, self.run.run_id
+        runs = self.wh.query(
+            f"select started_at, duration_seconds from {self.wh.table('sync_runs')} where audience = ? and run_id = ?",
+            [a, run_id],
+        )
+        last_end = max((started + timedelta(seconds=duration) for started, duration in runs), default=None)
+        sql = f"select max(logged_at) from {self.wh.table('sync_log')} where audience = ? and run_id = ? and action <> 'skip'"
+        last_send = self.wh.query(sql, [a, run_id])[0][0]
+        return last_send is not None and (last_end is None or last_send > last_end)
 
     def check_safety(self, synced: int, joiners: int, leavers: int) -> None:
         """A first sync (nothing synced yet) is not limited: it sends everything by definition."""
