@@ -177,8 +177,8 @@ class Warehouse:
             self._postgres_transaction(writes)
 
     def _duckdb_transaction(self, writes: list[Write]) -> None:
-        import pyarrow as pa
-
+        # Lists bound as parameters and unnested: one statement per write, no row-by-row inserts, and no
+        # pandas/pyarrow import (a DuckDB Arrow scan pulls in pandas, seconds of start-up in an Airflow task).
         con = self.con
         con.execute("begin")
         try:
@@ -187,22 +187,17 @@ class Warehouse:
                     con.execute(write.sql, list(write.params))
                 elif write.ids is not None:
                     if write.ids:
-                        con.register("_rekindle_ids", pa.table({"user_id": pa.array(write.ids, pa.string())}))
                         con.execute(
                             f"delete from {self.table(write.table)} where audience = ?"
-                            " and user_id in (select user_id from _rekindle_ids)",
-                            [write.delete_audience],
+                            " and user_id in (select unnest(?::varchar[]))",
+                            [write.delete_audience, list(write.ids)],
                         )
-                        con.unregister("_rekindle_ids")
                 elif write.rows:
                     columns = COLUMNS[write.table]
-                    arrow = pa.table({c: [r[i] for r in write.rows] for i, c in enumerate(columns)})
-                    con.register("_rekindle_rows", arrow)
-                    con.execute(
-                        f"insert into {self.table(write.table)} ({', '.join(columns)})"
-                        f" select {', '.join(columns)} from _rekindle_rows"
-                    )
-                    con.unregister("_rekindle_rows")
+                    values = [[row[i] for row in write.rows] for i in range(len(columns))]
+                    unnested = ", ".join(f"unnest(?) as {c}" for c in columns)
+                    target = f"{self.table(write.table)} ({', '.join(columns)})"
+                    con.execute(f"insert into {target} select * from (select {unnested})", values)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

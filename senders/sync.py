@@ -353,6 +353,10 @@ class AudienceSync:
         except (DestinationError, conn.MissingConnection) as exc:
             self.counts.outcome = "failed"
             self.counts.error = str(exc)
+        except Exception as exc:  # an unexpected bug in one audience must not stop the others
+            log.exception("audience %s: unexpected error", self.audience.name)
+            self.counts.outcome = "failed"
+            self.counts.error = f"audience {self.audience.name}: unexpected {type(exc).__name__} (see the task log)"
         finally:
             if self.destination is not None and self.destination.http is not None:
                 self.counts.retried = self.destination.http.retries
@@ -385,7 +389,7 @@ class AudienceSync:
         )
         pending = (
             self.wh.query(
-                f"select user_id, action, delivery_id from {self.wh.table('sync_pending')}"
+                f"select user_id, action, delivery_id, created_at from {self.wh.table('sync_pending')}"
                 " where audience = ? order by delivery_id, user_id",
                 [a.name],
             )
@@ -461,7 +465,8 @@ class AudienceSync:
             [a, run_id],
         )
         last_end = max((started + timedelta(seconds=duration) for started, duration in runs), default=None)
-        sql = f"select max(logged_at) from {self.wh.table('sync_log')} where audience = ? and run_id = ? and action <> 'skip'"
+        log_table = self.wh.table("sync_log")
+        sql = f"select max(logged_at) from {log_table} where audience = ? and run_id = ? and action <> 'skip'"
         last_send = self.wh.query(sql, [a, run_id])[0][0]
         return last_send is not None and (last_end is None or last_send > last_end)
 
@@ -637,8 +642,10 @@ class AudienceSync:
         a = self.audience
         destination = self.connect()
         groups: dict[tuple[str, str], list[str]] = {}
-        for user_id, action, delivery_id in pending:
+        for user_id, action, delivery_id, _ in pending:
             groups.setdefault((delivery_id, action), []).append(user_id)
+        # reconciliation looks for deliveries from the oldest request left in flight onwards
+        destination.pending_since = min(created for *_, created in pending)
         log.warning("audience %s: settling %d members a previous run left in flight", a.name, len(pending))
         for (_, action), ids in sorted(groups.items()):
             members = [(eligible.get(uid) or profiles.get(uid) or Member(uid, {})) for uid in ids]

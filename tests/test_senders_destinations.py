@@ -132,7 +132,8 @@ def test_sendgrid_auth_failure_fails_the_audience_and_names_no_secret(wh, tmp_pa
 
 def twilio_audience(**extra) -> dict:
     return {"name": "sms", "segment": "vip", "destination": "twilio_sms", "conn_id": "tw_test", "campaign": None,
-            "fields": ["phone", "first_name"], "options": {"template": "Hi {first_name}, 20% off today", "from": "+15005550006"},
+            "fields": ["phone", "first_name"],
+            "options": {"template": "Hi {first_name}, 20% off today", "from": "+15005550006"},
             **extra}  # fmt: skip
 
 
@@ -177,25 +178,29 @@ def test_meta_hashes_normalised_identifiers_splits_a_bad_record_and_honours_thro
     with FakeMeta() as api:
         connection_env(monkeypatch, "meta_test", password=api.access_token, extra={"base_url": api.base_url})
         audience_id = api.create_audience()
-        audience = {"name": "lookalike", "segment": "vip", "destination": "meta_custom_audience", "conn_id": "meta_test",
+        audience = {"name": "lookalike", "segment": "vip", "destination": "meta_custom_audience",
+                    "conn_id": "meta_test",
                     "fields": ["email", "phone", "first_name", "country"], "identifiers": ["email", "phone"],
                     "options": {"audience_id": audience_id}, "batch_rows": 40}  # fmt: skip
         set_segment(wh, "vip", user_ids(100))
         bad = sha(email_of("u0077"))
         api.reject_record(lambda row: row[0] == bad)
         api.throttle_next(regain_minutes=1)
+        unusable = sha(email_of("u0055"))
+        api.invalid_rows_for(lambda row: row[0] == unusable)  # a 200 with num_invalid_entries = 1
         waits = Waits()
         result = run(wh, tmp_path, audience, waits)
-        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(100)} - {bad}
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(100)} - {bad, unusable}
         assert api.audience_members(audience_id, "PHONE") >= {sha(phone_of("u0001")[1:])}  # digits, no '+'
         assert {r["FN"] for r in api.audience_rows(audience_id)} == {sha("ann")}  # "Ann1" → letters only
         assert {r["COUNTRY"] for r in api.audience_rows(audience_id)} == {sha("gb")}
-        assert result["added"] == 99 and result["failed"] == 1
+        # the invalid entry cannot be attributed: the batch counts as sent, the entry as a failure
+        assert result["added"] == 99 and result["failed"] == 2
         assert 60 in waits  # the throttle's estimated_time_to_regain_access, in seconds
         # leavers are removed by their hashes
         set_segment(wh, "vip", user_ids(90))
         assert run(wh, tmp_path, {**audience, "failure_threshold": 0.2})["removed"] == 10
-        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(90)} - {bad}
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(90)} - {bad, unusable}
 
 
 # ---- Google Data Manager ---------------------------------------------------------------------------------
@@ -207,7 +212,8 @@ def test_google_ingests_e164_hashes_and_retries_500(wh, tmp_path, monkeypatch):
         audience_id = api.create_audience()
         audience = {"name": "cm", "segment": "vip", "destination": "google_data_manager", "conn_id": "g_test",
                     "fields": ["email", "phone"], "identifiers": ["email", "phone"],
-                    "options": {"operating_account_id": "1234567890", "product_destination_id": audience_id}}  # fmt: skip
+                    "options": {"operating_account_id": "1234567890",
+                                "product_destination_id": audience_id}}  # fmt: skip
         set_segment(wh, "vip", user_ids(50))
         api.fail_next(500, times=2)
         result = run(wh, tmp_path, audience)
@@ -282,7 +288,8 @@ def test_s3_run_addressed_keys_and_a_rerun_writes_nothing_new(wh, tmp_path, monk
         )
         s3.create_bucket(Bucket="exports")
         audience = {"name": "s3a", "segment": "vip", "destination": "s3", "conn_id": "s3_test",
-                    "fields": ["user_id", "email"], "batch_rows": 40, "options": {"bucket": "exports", "prefix": "aud"}}  # fmt: skip
+                    "fields": ["user_id", "email"], "batch_rows": 40,
+                    "options": {"bucket": "exports", "prefix": "aud"}}  # fmt: skip
         set_segment(wh, "vip", user_ids(100))
         run(wh, tmp_path, audience)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="exports")["Contents"]]

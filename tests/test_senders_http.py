@@ -55,7 +55,7 @@ def test_gives_up_after_the_last_retry():
     with FakeSendGrid() as api:
         waits = Waits()
         api.fail_next(500, times=10)
-        with pytest.raises(DestinationError, match="HTTP 500.*after 3 retries"):
+        with pytest.raises(DestinationError, match=r"HTTP 500.*after 3 retries"):
             client(api, waits).request("POST", "/v3/marketing/lists", json={"name": "x"})
         assert len(api.requests) == 4
 
@@ -83,7 +83,7 @@ def test_connection_refused_is_retried():
         port = probe.getsockname()[1]  # nothing listens once the socket closes
     waits = Waits()
     http = HttpClient(f"http://127.0.0.1:{port}", {}, RetryPolicy(max_retries=2, timeout=1), waits)
-    with pytest.raises(DestinationError, match="ConnectionError.*after 2 retries"):
+    with pytest.raises(DestinationError, match=r"ConnectionError.*after 2 retries"):
         http.request("GET", "/")
     assert len(waits) == 2
 

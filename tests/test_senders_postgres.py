@@ -50,7 +50,8 @@ def test_sync_on_postgres(tmp_path: Path, monkeypatch):
         connection_env(monkeypatch, "braze_pg", password=api.api_key, extra={"base_url": api.base_url})
         config = write_audiences(
             tmp_path / "a.yml",
-            [{"name": "vip", "segment": "vip", "destination": "braze", "conn_id": "braze_pg", "fields": ["user_id", "email"],
+            [{"name": "vip", "segment": "vip", "destination": "braze", "conn_id": "braze_pg",
+              "fields": ["user_id", "email"],
               "channel": "email", "options": {"attribute": "vip"}}],
         )  # fmt: skip
         settings = Settings(landing="", warehouse=tmp_path / "unused.duckdb", target="postgres", out=tmp_path / "out")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -22,10 +23,6 @@ from senders.sync import sync_audiences
 USERS = ids(24)
 FAST = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, timeout=5)
 histories = st.lists(st.sets(st.sampled_from(USERS)), min_size=1, max_size=5)
-
-
-def _env(monkeypatch_env: dict[str, str], conn_id: str, value: str) -> None:
-    monkeypatch_env[f"AIRFLOW_CONN_{conn_id.upper()}"] = value
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,10 +52,8 @@ def test_append_sends_each_member_once(monkeypatch, history):
     with tempfile.TemporaryDirectory() as tmp, FakeTwilio() as api:
         tmp_path = Path(tmp)
         wh = make_warehouse(tmp_path / "wh.duckdb", users=len(USERS))
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_TW_P",
-            f'{{"login": "{api.account_sid}", "password": "{api.auth_token}", "extra": {{"base_url": "{api.base_url}"}}}}',
-        )
+        connection = {"login": api.account_sid, "password": api.auth_token, "extra": {"base_url": api.base_url}}
+        monkeypatch.setenv("AIRFLOW_CONN_TW_P", json.dumps(connection))
         config = write_audiences(
             tmp_path / "a.yml",
             [{"name": "a", "segment": "s", "destination": "twilio_sms", "conn_id": "tw_p", "fields": ["phone"],

@@ -99,6 +99,8 @@ class Destination(ABC):
         self.credentials = credentials
         self.http = http
         self.run = run
+        # Set by the engine before `reconcile`: when the oldest request left in flight was made (UTC).
+        self.pending_since: datetime | None = None
 
     @classmethod
     def check_audience(cls, audience: Audience) -> str | None:
@@ -122,7 +124,7 @@ class Destination(ABC):
 
     def reconcile(self, members: Sequence[Member]) -> set[str] | None:
         """For non-idempotent destinations: which of these pending members did the destination already
-        receive? None means the API offers no way to tell."""
+        receive (since `pending_since`)? None means the API offers no way to tell."""
         return None
 
     def finish(self) -> BatchOutcome | None:

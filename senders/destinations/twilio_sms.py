@@ -83,7 +83,8 @@ class TwilioSms(Destination):
         return form
 
     def delivered(self, form: dict[str, str]) -> bool:
-        since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        # Twilio filters by sent date (UTC day): from the day before the oldest request in flight, or before now
+        since = ((self.pending_since or datetime.now(UTC).replace(tzinfo=None)) - timedelta(days=1)).date().isoformat()
         params: dict[str, str] | None = {"To": form["To"], "DateSent>": since, "PageSize": "100"}
         path = self.messages_path
         while path:
