@@ -81,6 +81,7 @@ class AudienceCounts:
     retried: int = 0
     to_add: int = 0  # what the diff asked for
     to_remove: int = 0
+    settled: int = 0  # members a killed attempt left in flight, settled first
     outcome: str = "ok"
     error: str | None = None
 
@@ -90,6 +91,7 @@ class AudienceCounts:
             "eligible": self.eligible,
             "to_add": self.to_add,
             "to_remove": self.to_remove,
+            "settled": self.settled,
             "added": self.added,
             "removed": self.removed,
             "sent": self.sent,
@@ -485,7 +487,7 @@ class AudienceSync:
             )
 
     def check_failures(self) -> None:
-        attempted = self.counts.to_add + self.counts.to_remove
+        attempted = self.counts.to_add + self.counts.to_remove + self.counts.settled
         if attempted and self.counts.failed / attempted > self.audience.failure_threshold:
             raise SyncFailed(
                 f"audience {self.audience.name}: {self.counts.failed} of {attempted} members failed,"
@@ -657,6 +659,7 @@ class AudienceSync:
                     self.wh.transaction([Write("sync_pending", delete_audience=a.name, ids=gone)])
             if not members:
                 continue
+            self.counts.settled += len(members)
             if destination.idempotent:
                 # the same members in the same batch: the same key, file name or idempotency id as before
                 self.send_batch(action, members, fingerprints)

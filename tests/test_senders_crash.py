@@ -18,7 +18,7 @@ import pytest
 from fakes.sendgrid import FakeSendGrid
 from fakes.twilio import FakeTwilio
 from fakes.webhook_receiver import FakeWebhookReceiver
-from senders_helpers import make_warehouse, set_segment, table, user_ids, write_audiences
+from senders_helpers import AS_OF, START, make_warehouse, set_segment, settings_for, table, user_ids, write_audiences
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -106,3 +106,46 @@ def test_mirror_after_a_kill_converges_without_duplicates(tmp_path):
         # only the batch whose answer was lost went twice (an idempotent upsert)
         assert len(upserts) == 60 and len(set(upserts)) == 50
         assert table(wh, "select count(*) from sync_state") == [(50,)]
+
+
+def test_a_destination_that_cannot_reconcile_never_resends(tmp_path, monkeypatch):
+    """A non-idempotent destination whose API cannot say what it received: members left in flight are
+    logged failed `unknown_after_crash` and never sent again (a missing SMS is better than a second one)."""
+    from fakes.twilio import FakeTwilio as Fake
+
+    from senders.destinations import DESTINATIONS
+    from senders.destinations.twilio_sms import TwilioSms
+    from senders.sync import SyncFailed, sync_audiences
+
+    class BlindSms(TwilioSms):
+        def delivered(self, form):
+            return False
+
+        def reconcile(self, members):
+            return None
+
+    monkeypatch.setitem(DESTINATIONS, "twilio_sms", BlindSms)
+    wh = make_warehouse(tmp_path / "wh.duckdb", users=10)
+    set_segment(wh, "s", user_ids(3))
+    with Fake() as api:
+        connection = {"login": api.account_sid, "password": api.auth_token, "extra": {"base_url": api.base_url}}
+        monkeypatch.setenv("AIRFLOW_CONN_TW", json.dumps(connection))
+        config = write_audiences(
+            tmp_path / "a.yml",
+            [{"name": "sms", "segment": "s", "destination": "twilio_sms", "conn_id": "tw", "fields": ["phone"],
+              "batch_rows": 1, "failure_threshold": 0.5, "options": {"template": "hello", "from": "+15005550006"}}],
+        )  # fmt: skip
+        settings = settings_for(wh, tmp_path / "out")
+        api.fail_next(429)  # u0001's first try is refused, the retry goes through
+        api.drop_connection_after_accept(times=2)  # then u0001's two answers are lost
+        with pytest.raises(SyncFailed, match="may have been accepted"):
+            sync_audiences(settings, START, AS_OF, config=config)
+        assert table(wh, "select user_id from sync_pending") == [("u0001",)]
+        posts = len(api.requests_to("POST"))
+        result = sync_audiences(settings, START, AS_OF, config=config)["sms"]
+        assert result["sent"] == 2 and result["failed"] == 1
+        assert len(api.requests_to("POST")) == posts + 2  # u0002 and u0003 only
+        assert table(wh, "select user_id, status, reason from sync_log where user_id = 'u0001' and run_id is not null"
+                     " order by logged_at desc limit 1") == [("u0001", "failed", "unknown_after_crash")]  # fmt: skip
+        # and never again
+        assert sync_audiences(settings, START, AS_OF, config=config)["sms"]["to_add"] == 0
