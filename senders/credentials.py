@@ -1,7 +1,7 @@
 """Credentials from Airflow Connections: `conn_id` in an audience, never a secret in the YAML.
 
-Inside Airflow the connection is resolved by Airflow (`airflow.sdk.BaseHook.get_connection`: secrets
-backends, the metadata database, environment variables). Outside Airflow (the CLI, tests) the same
+Inside an Airflow task (Airflow's task runner is loaded) the connection is resolved by Airflow
+(`airflow.sdk.BaseHook.get_connection`: secrets backends, the metadata database, environment variables). Outside Airflow (the CLI, tests) the same
 `AIRFLOW_CONN_<CONN_ID>` environment variables Airflow reads are parsed here, in URI or JSON form, so one
 deployment's settings serve both. The values are returned to the destination only: never logged, never in
 an exception message.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 
@@ -57,6 +58,10 @@ def resolve(conn_id: str) -> dict[str, str]:
             raise MissingConnection(
                 f"{variable} is neither an Airflow connection URI nor JSON ({type(exc).__name__})"
             ) from None
+    if "airflow.sdk.execution_time.task_runner" not in sys.modules:
+        # Not inside an Airflow task: Airflow's lookup would search its metadata database and secrets backends
+        # for a minute before saying what the environment already says.
+        raise MissingConnection(f"no connection {conn_id!r}: set {variable} (URI or JSON), or run inside Airflow")
     try:
         from airflow.sdk import BaseHook
 

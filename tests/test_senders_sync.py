@@ -101,10 +101,23 @@ def test_safety_limit_stops_an_emptied_segment_unless_overridden(wh, tmp_path):
     assert table(wh, "select count(*) from sync_state") == [(100,)]
     assert exported_ids(tmp_path / "out", "vips", "remove") == []
     assert table(wh, "select outcome from sync_runs order by started_at desc limit 1") == [("blocked",)]
-    # the operator confirms the change for one run
+    # the operator confirms the change for one run (the CLI flag, or the variable a DAG run can be given)
     result = sync_audiences(settings, START, AS_OF, config=config, allow_large_change=["vips"])["vips"]
     assert result["removed"] == 100
     assert table(wh, "select count(*) from sync_state") == [(0,)]
+
+
+def test_large_change_override_from_the_environment(wh, tmp_path, monkeypatch):
+    config = write_audiences(tmp_path / "audiences.yml", [file_audience(safety_limit=0.1)])
+    set_segment(wh, "vip", user_ids(50))
+    settings = settings_for(wh, tmp_path / "out")
+    sync_audiences(settings, START, AS_OF, config=config)
+    set_segment(wh, "vip", user_ids(100))
+    monkeypatch.setenv("REKINDLE_ALLOW_LARGE_CHANGE", "other_audience")
+    with pytest.raises(SyncFailed, match="would add 50 and remove 0 of 50"):
+        sync_audiences(settings, START, AS_OF, config=config)
+    monkeypatch.setenv("REKINDLE_ALLOW_LARGE_CHANGE", "other_audience, vips")
+    assert sync_audiences(settings, START, AS_OF, config=config)["vips"]["added"] == 50
 
 
 def test_dry_run_prints_and_changes_nothing(wh, tmp_path):
