@@ -1,9 +1,8 @@
 """Credentials from Airflow Connections: `conn_id` in an audience, never a secret in the YAML.
 
-Inside an Airflow task (Airflow's task runner is loaded) the connection is resolved by Airflow
-(`airflow.sdk.BaseHook.get_connection`: secrets backends, the metadata database, environment variables). Outside Airflow (the CLI, tests) the same
-`AIRFLOW_CONN_<CONN_ID>` environment variables Airflow reads are parsed here, in URI or JSON form, so one
-deployment's settings serve both. The values are returned to the destination only: never logged, never in
+The `AIRFLOW_CONN_<CONN_ID>` environment variable Airflow reads is parsed here first, in URI or JSON form,
+so the CLI and tests need no Airflow. Otherwise, inside an Airflow task (Airflow's task runner is loaded),
+Airflow resolves the id (`airflow.sdk.BaseHook.get_connection`: secrets backends, the metadata database). The values are returned to the destination only: never logged, never in
 an exception message.
 """
 
