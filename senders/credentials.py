@@ -2,8 +2,8 @@
 
 The `AIRFLOW_CONN_<CONN_ID>` environment variable Airflow reads is parsed here first, in URI or JSON form,
 so the CLI and tests need no Airflow. Otherwise, inside an Airflow task (Airflow's task runner is loaded),
-Airflow resolves the id (`airflow.sdk.BaseHook.get_connection`: secrets backends, the metadata database). The values are returned to the destination only: never logged, never in
-an exception message.
+Airflow resolves the id (`airflow.sdk.BaseHook.get_connection`: secrets backends, the metadata database).
+The values are returned to the destination only: never logged, never in an exception message.
 """
 
 from __future__ import annotations
