@@ -303,3 +303,21 @@ def test_eligibility_on_the_dbt_built_warehouse(built_warehouse, tmp_path):
     assert result["added"] + sum(result["skipped_by_reason"].values()) == len(members)
     reasons = dict(table(wh, "select reason, count(*) from sync_log where action = 'skip' group by 1"))
     assert reasons == result["skipped_by_reason"]
+
+
+def test_batches_are_capped_by_bytes_as_well_as_rows(wh, tmp_path):
+    from senders.destinations.base import Member
+    from senders.destinations.file import FileDestination
+
+    config = write_audiences(tmp_path / "audiences.yml", [file_audience(batch_rows=50, batch_bytes=300)])
+    set_segment(wh, "vip", user_ids(120))
+    sync_audiences(settings_for(wh, tmp_path / "out"), START, AS_OF, config=config)
+    files = sorted((tmp_path / "out" / "exports" / "vips" / run_id_for(AS_OF)).glob("add-*.csv"))
+    sizes = [len(path.read_text().splitlines()) - 1 for path in files]
+    assert sum(sizes) == 120
+    # each member weighs the same here: as many as fit in 300 bytes of payload, never more
+    [audience] = load_audiences(config)
+    one = FileDestination(audience, {}, None, None).batch_size_bytes(
+        [Member("u0001", {"user_id": "u0001", "email": "user0001@example.com"})]
+    )
+    assert max(sizes) == 300 // one < 50
