@@ -270,10 +270,22 @@ def stage_segments(run: Run) -> None:
 
 
 # Measured after the pipeline, in this order: Postgres sees the same data as the DuckDB full build.
+def stage_senders(run: Run) -> None:
+    """Sender throughput to a local endpoint and the rows a 1% change sends (tests/bench/sender_bench.py)."""
+    import json
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sender_bench import measure
+
+    run.results.mkdir(parents=True, exist_ok=True)
+    (run.results / "senders.json").write_text(json.dumps(measure(run.args.users)))
+
+
+SENDER_STAGES = {"senders: sync to a local webhook, then 1%": stage_senders}
 POSTGRES_STAGES = {"postgres: load_landing": stage_postgres_load, "postgres: dbt build": stage_postgres_dbt}
 INCREMENT_STAGES = {"load 1% more events": stage_load_increment, "dbt build, incremental": stage_dbt_incremental}
 SEGMENT_STAGES = {"bare scan-and-aggregate of fct_events": stage_bare_scan, "20 segments (dbt run)": stage_segments}
-ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES, **SEGMENT_STAGES}
+ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES, **SEGMENT_STAGES, **SENDER_STAGES}
 
 
 def drop_postgres_database(run: Run) -> None:
@@ -363,6 +375,13 @@ def report(run: Run, stages: list[Stage], extra: list[Stage], airflow: Stage | N
             f"(model time {segments:.1f} s against {bare:.2f} s in-process;"
             f" wall with dbt's start-up {by_name['20 segments (dbt run)'].seconds:.1f} s)"
         )
+    if (run.results / "senders.json").exists():
+        import json
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from sender_bench import describe
+
+        print(describe(json.loads((run.results / "senders.json").read_text())))
     if "postgres: dbt build" in by_name:
         wall = by_name["postgres: dbt build"].seconds / full
         models = model_seconds(run, "postgres_dbt_build") / full_models
@@ -398,7 +417,12 @@ def main() -> int:
     child = [sys.executable, __file__, *sys.argv[1:], "--pg-database", str(os.getpid())]
     stages = [measure(name, [*child, "--stage", name], env) for name in STAGES]
     airflow = None if args.no_airflow else through_airflow(run, env)
-    extra_stages = {**({} if args.no_postgres else POSTGRES_STAGES), **INCREMENT_STAGES, **SEGMENT_STAGES}
+    extra_stages = {
+        **({} if args.no_postgres else POSTGRES_STAGES),
+        **INCREMENT_STAGES,
+        **SEGMENT_STAGES,
+        **SENDER_STAGES,
+    }
     try:
         extra = [measure(name, [*child, "--stage", name], env) for name in extra_stages]
     finally:

@@ -1,0 +1,133 @@
+"""The one small interface every destination implements, and what the engine hands it.
+
+A destination only speaks its API: it turns members into requests and answers into a `BatchOutcome`.
+Choosing who is sent, diffing, batching, retries, the ledger and the logs are the engine's
+(`senders/sync.py`), so a new destination is one file here plus one line in the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from senders.audiences import Audience
+    from senders.http import HttpClient
+
+
+@dataclass(frozen=True)
+class Member:
+    """One audience member as it leaves the warehouse (fields already chosen by the audience)."""
+
+    user_id: str
+    fields: Mapping[str, Any]
+
+
+@dataclass
+class BatchOutcome:
+    accepted: list[str] = field(default_factory=list)  # user_ids the destination accepted
+    rejected: dict[str, str] = field(default_factory=dict)  # user_id -> reason (permanent, per record)
+    suppress: dict[str, str] = field(default_factory=dict)  # user_id -> reason (opt-out, invalid number)
+    unattributed_failures: int = 0  # e.g. Meta num_invalid_entries inside a 200
+
+
+class RejectedBatch(Exception):
+    """The API refused the whole request as invalid (HTTP 400/422): the engine splits the batch."""
+
+
+class DestinationError(Exception):
+    """The destination cannot take this batch now: auth, not found, or retries exhausted."""
+
+
+class AmbiguousDelivery(DestinationError):
+    """A non-idempotent request may or may not have been accepted (timeout or dropped connection after
+    sending): resending blindly could deliver twice, so the caller must reconcile first."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run a destination writes for. `run_id` derives from the data interval, so a rerun of the same
+    interval addresses the same files, keys and idempotency ids as the first attempt."""
+
+    run_id: str
+    data_interval_start: datetime
+    data_interval_end: datetime
+    out: Path
+
+
+def batch_digest(action: str, members: Sequence[Member]) -> str:
+    """A stable id for a batch's content: the same members with the same fields give the same id, which
+    makes run-addressed keys (S3, files) and webhook ids repeat exactly when a crashed batch is re-sent."""
+    digest = hashlib.sha256(action.encode())
+    for member in sorted(members, key=lambda m: m.user_id):
+        digest.update(b"\0" + member.user_id.encode() + b"\0")
+        digest.update(json.dumps(dict(member.fields), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class Destination(ABC):
+    kind: ClassVar[str]  # registry key, e.g. "sendgrid"
+    max_batch_rows: ClassVar[int]  # the strictest documented cap
+    max_batch_bytes: ClassVar[int | None] = None
+    supports_remove: ClassVar[bool] = False
+    # Which modes make sense: append-only channels (SMS) cannot mirror.
+    modes: ClassVar[tuple[str, ...]] = ("mirror", "upsert", "append")
+    # The consent channel used when the audience names none (see senders/audiences.yml).
+    default_channel: ClassVar[str] = "email"
+    # Options the audience must give under `options:` (e.g. SendGrid's list_id) and those it may give.
+    required_options: ClassVar[tuple[str, ...]] = ()
+    optional_options: ClassVar[tuple[str, ...]] = ()
+    # Identifier fields the destination can match on; the audience's `identifiers` must come from these.
+    identifier_fields: ClassVar[tuple[str, ...]] = ("user_id", "email", "phone")
+    # Re-sending an accepted batch changes nothing at the destination (upserts, attributes, keyed writes).
+    # When False, a batch left pending by a crash is reconciled (`reconcile`) or marked unknown, never resent.
+    idempotent: ClassVar[bool] = True
+    # Whether the destination talks HTTP (the engine then builds an HttpClient from the connection).
+    uses_http: ClassVar[bool] = True
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(
+        self, audience: Audience, credentials: Mapping[str, str], http: HttpClient | None, run: RunContext
+    ) -> None:
+        self.audience = audience
+        self.credentials = credentials
+        self.http = http
+        self.run = run
+        # Set by the engine before `reconcile`: when the oldest request left in flight was made (UTC).
+        self.pending_since: datetime | None = None
+
+    @classmethod
+    def check_audience(cls, audience: Audience) -> str | None:
+        """A destination-specific problem with the audience's configuration, or None."""
+        return None
+
+    @classmethod
+    def auth_headers(cls, credentials: Mapping[str, str]) -> dict[str, str]:
+        """Headers every request carries; built from the connection, never logged."""
+        return {}
+
+    def batch_size_bytes(self, members: Sequence[Member]) -> int:
+        """Payload size for byte-capped batching (JSON of the fields, a close upper bound for most APIs)."""
+        return sum(len(json.dumps(dict(m.fields), default=str)) + 2 for m in members)
+
+    @abstractmethod
+    def add(self, members: Sequence[Member]) -> BatchOutcome: ...
+
+    def remove(self, members: Sequence[Member]) -> BatchOutcome:
+        raise NotImplementedError(f"{self.kind} cannot remove members")
+
+    def reconcile(self, members: Sequence[Member]) -> set[str] | None:
+        """For non-idempotent destinations: which of these pending members did the destination already
+        receive (since `pending_since`)? None means the API offers no way to tell."""
+        return None
+
+    def finish(self) -> BatchOutcome | None:
+        """Called once after the last batch (poll asynchronous jobs, close a session). May return failures
+        discovered late, e.g. SendGrid's errored_count, as unattributed failures."""
+        return None

@@ -1,0 +1,330 @@
+"""A local Meta Marketing API (Custom Audience users) that keeps the documented contract.
+
+Contract (../shared/reference/destinations.md, Marketing API "Custom Audience Users" and Graph API errors):
+- `POST /v{N}/{audience_id}/users` adds, `DELETE /v{N}/{audience_id}/users` removes,
+  `POST /v{N}/{audience_id}/usersreplace` replaces in a session. `access_token` as a query or form parameter
+  (or a Bearer header); a wrong token is Graph's 400 OAuthException code 190. Graph's error body is
+  `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`.
+- `payload` (a JSON string in the form or query, or an object in a JSON body):
+  `{"schema":["EMAIL","PHONE",...],"data":[["<sha256>",...],...]}` or a single key
+  (`"schema":"EMAIL_SHA256","data":["<sha256>",...]`). At most 10,000 rows a request (else code 100).
+  Hashed keys must be 64 lowercase hex characters; a row with a malformed value is not applied and counted in
+  `num_invalid_entries` (a partial failure inside a 200), with `invalid_entry_samples`.
+- `session={"session_id","batch_seq","last_batch_flag","estimated_num_total"}`; required on usersreplace. A
+  replace session makes the audience exactly the union of its batches once the batch with
+  `last_batch_flag: true` arrives; until then the audience keeps its old members (never empty mid-sync).
+  A second replace session while one is open is refused (code 2650).
+- Answer `{"audience_id","session_id","num_received","num_invalid_entries","invalid_entry_samples"}`.
+- Throttling is Graph's HTTP 400 with code 80004 (`throttle_next`) and an `X-Business-Use-Case-Usage` header
+  giving `estimated_time_to_regain_access` (minutes).
+
+State for assertions: `audience_members(audience_id, key="EMAIL")` (set of hashes), `audience_rows(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import FakeServer, RecordedRequest, Reply, bearer_token
+
+MAX_ROWS = 10_000
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Keys Meta expects hashed, and keys it takes as they are (Meta's documented schema keys).
+HASHED_KEYS = {"EMAIL", "PHONE", "FN", "LN", "FI", "CT", "ST", "ZIP", "COUNTRY", "DOBY", "DOBM", "DOBD", "GEN"}
+PLAIN_KEYS = {"EXTERN_ID", "MADID", "PAGEUID", "LOOKALIKE_VALUE"}
+# Keys that single out one person; the others (names, places, birth dates) only narrow a match.
+PERSONAL_KEYS = {"EMAIL", "PHONE", "MADID", "EXTERN_ID", "PAGEUID"}
+SINGLE_KEY_SCHEMAS = {"EMAIL_SHA256": "EMAIL", "PHONE_SHA256": "PHONE", "MOBILE_ADVERTISER_ID": "MADID"}
+
+
+def graph_error(code: int, message: str, status: int = 400, subcode: int | None = None, **extra: Any) -> Reply:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": secrets.token_urlsafe(12),
+        **extra,
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return Reply(status, {"error": error})
+
+
+def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Rows without repeats, first occurrence kept (a set of seen rows: audiences hold tens of thousands)."""
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    unique = []
+    for row in rows:
+        key = tuple(sorted(row.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
+@dataclass
+class ReplaceSession:
+    session_id: int
+    rows: list[dict[str, str]] = field(default_factory=list)
+    batches: set[int] = field(default_factory=set)
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Audience:
+    id: str
+    rows: list[dict[str, str]] = field(default_factory=list)  # each row: schema key -> value (hash)
+    replace: ReplaceSession | None = None
+    ended_sessions: dict[int, set[int]] = field(default_factory=dict)  # replace session id -> its batch_seqs
+
+
+class FakeMeta(FakeServer):
+    vendor = "Meta"
+
+    def __init__(self, access_token: str = "meta-test-token") -> None:
+        super().__init__()
+        self.access_token = access_token
+        self.audiences: dict[str, Audience] = {}
+        self._throttles = 0
+        self._invalid_predicates: list[Callable[[list[Any]], bool]] = []
+
+    # ---- setup and assertions --------------------------------------------------------------------------
+
+    def create_audience(self) -> str:
+        with self.lock:
+            audience_id = str(23800000000000000 + len(self.audiences) + 1)
+            self.audiences[audience_id] = Audience(audience_id)
+            return audience_id
+
+    def audience_rows(self, audience_id: str) -> list[dict[str, str]]:
+        with self.lock:
+            return [dict(r) for r in self.audiences[audience_id].rows]
+
+    def audience_members(self, audience_id: str, key: str = "EMAIL") -> set[str]:
+        """The hashes under `key` of the audience's current members."""
+        with self.lock:
+            return {r[key] for r in self.audiences[audience_id].rows if r.get(key)}
+
+    def invalid_rows_for(self, predicate: Callable[[list[Any]], bool]) -> None:
+        """Rows matching `predicate` (as received: one value per schema key) are well-formed but unusable:
+        counted in `num_invalid_entries` inside the 200 and not applied, as Meta does for hashes it rejects."""
+        with self.lock:
+            self._invalid_predicates.append(predicate)
+
+    def throttle_next(self, times: int = 1, regain_minutes: int = 1) -> None:
+        """Answer the next `times` requests as Meta does when rate limited: HTTP 400, code 80004."""
+        with self.lock:
+            self._throttles += times
+            self._regain_minutes = regain_minutes
+
+    # ---- base hooks ------------------------------------------------------------------------------------
+
+    def fault_reply(self, status: int) -> Reply:
+        if status == 429:
+            return self._throttled()
+        if status >= 500:
+            return graph_error(2, "An unexpected error has occurred. Please retry your request later.", status)
+        if status == 401:
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token", 401)
+        return graph_error(100, "Invalid parameter", status)
+
+    def _throttled(self, status: int = 429) -> Reply:
+        usage = {
+            "0": [
+                {
+                    "type": "custom_audience",
+                    "call_count": 100,
+                    "total_cputime": 20,
+                    "total_time": 20,
+                    "estimated_time_to_regain_access": getattr(self, "_regain_minutes", 1),
+                }
+            ]
+        }
+        reply = graph_error(
+            80004,
+            "There have been too many calls to this ad-account. Wait a bit and try again.",
+            status,
+            subcode=2446079,
+            is_transient=True,
+        )
+        reply.headers["X-Business-Use-Case-Usage"] = json.dumps(usage)
+        return reply
+
+    # ---- routes ------------------------------------------------------------------------------------------
+
+    def route(self, request: RecordedRequest) -> Reply:
+        if self._throttles:
+            self._throttles -= 1
+            return self._throttled(400)
+        params = self._params(request)
+        token = params.get("access_token") or bearer_token(request)
+        if token != self.access_token:
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+        m = re.fullmatch(r"/v\d+\.\d+/([^/]+)/(users|usersreplace)", request.path)
+        if m is None:
+            return graph_error(100, "Unknown path components", subcode=33)
+        audience = self.audiences.get(m.group(1))
+        if audience is None:
+            return graph_error(
+                100,
+                f"Unsupported request. Object with ID '{m.group(1)}' does not exist, cannot be loaded due to "
+                "missing permissions, or does not support this operation.",
+                subcode=33,
+            )
+        operation = {("users", "POST"): "add", ("users", "DELETE"): "remove", ("usersreplace", "POST"): "replace"}
+        op = operation.get((m.group(2), request.method))
+        if op is None:
+            return graph_error(100, "Unsupported method for this edge")
+        try:
+            schema, rows = self._payload(params.get("payload"))
+            session = self._session(params.get("session"), required=op == "replace")
+        except ValueError as exc:
+            return graph_error(100, f"(#100) {exc}")
+        if self.rejected(rows):
+            return graph_error(100, "(#100) Invalid parameter: the payload holds a record Meta cannot accept")
+        valid, samples = [], {}
+        for row in rows:
+            problem = self._row_problem(schema, row)
+            if problem is None and any(p(row) for p in self._invalid_predicates):
+                problem = "the entry could not be used"
+            if problem is None:
+                valid.append(dict(zip(schema, row, strict=True)))
+            elif len(samples) < 10:
+                samples[str(row[0])] = problem
+        invalid = len(rows) - len(valid)
+        if op == "replace":
+            reply = self._replace(audience, session, valid)
+            if reply is not None:
+                return reply
+        elif op == "add":
+            self._add(audience, valid)
+        else:
+            self._remove(audience, valid)
+        answer: dict[str, Any] = {
+            "audience_id": audience.id,
+            "session_id": str(session["session_id"]) if session else str(secrets.randbits(53)),
+            "num_received": len(rows),
+            "num_invalid_entries": invalid,
+            "invalid_entry_samples": samples,
+        }
+        return Reply(200, answer)
+
+    @staticmethod
+    def _params(request: RecordedRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {k: v[0] for k, v in request.query.items()}
+        content_type = request.headers.get("content-type", "")
+        if "application/json" in content_type and request.body:
+            try:
+                body = json.loads(request.body)
+            except json.JSONDecodeError:
+                body = None
+            if isinstance(body, dict):
+                params.update(body)
+        elif request.body:
+            params.update({k: v[0] for k, v in request.form().items()})
+        return params
+
+    @staticmethod
+    def _payload(raw: Any) -> tuple[list[str], list[list[Any]]]:
+        if raw is None:
+            raise ValueError("The parameter payload is required")
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValueError("payload must be a JSON object") from None
+        if not isinstance(raw, dict):
+            raise ValueError("payload must be a JSON object")
+        schema, data = raw.get("schema"), raw.get("data")
+        if not isinstance(data, list) or not data:
+            raise ValueError("payload.data must be a non-empty array")
+        if len(data) > MAX_ROWS:
+            raise ValueError(f"Too many users in one request: at most {MAX_ROWS} rows are allowed")
+        if isinstance(schema, str):
+            key = SINGLE_KEY_SCHEMAS.get(schema, schema)
+            if key not in HASHED_KEYS | PLAIN_KEYS:
+                raise ValueError(f"Invalid schema {schema!r}")
+            return [key], [[value] for value in data]
+        if not isinstance(schema, list) or not schema:
+            raise ValueError("payload.schema must be a key or a non-empty array of keys")
+        unknown = [k for k in schema if k not in HASHED_KEYS | PLAIN_KEYS]
+        if unknown:
+            raise ValueError(f"Invalid schema keys: {unknown}")
+        for i, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != len(schema):
+                raise ValueError(f"payload.data[{i}] must be an array with one value per schema key")
+        return list(schema), data
+
+    @staticmethod
+    def _session(raw: Any, *, required: bool) -> dict[str, Any] | None:
+        if raw is None:
+            if required:
+                raise ValueError("The parameter session is required")
+            return None
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValueError("session must be a JSON object") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("session_id"), int):
+            raise ValueError("session.session_id must be an integer")
+        if not isinstance(raw.get("batch_seq"), int) or raw["batch_seq"] < 1:
+            raise ValueError("session.batch_seq must be an integer from 1")
+        if not isinstance(raw.get("last_batch_flag"), bool):
+            raise ValueError("session.last_batch_flag must be a boolean")
+        return raw
+
+    @staticmethod
+    def _row_problem(schema: list[str], row: list[Any]) -> str | None:
+        for key, value in zip(schema, row, strict=True):
+            if key in HASHED_KEYS and value not in ("", None) and not (isinstance(value, str) and _SHA256.match(value)):
+                return f"{key} is not a SHA-256 hash as 64 lowercase hex characters"
+        if all(value in ("", None) for value in row):
+            return "the row has no identifier"
+        return None
+
+    def _add(self, audience: Audience, rows: list[dict[str, str]]) -> None:
+        audience.rows = _unique([*audience.rows, *rows])
+
+    def _remove(self, audience: Audience, rows: list[dict[str, str]]) -> None:
+        """A removed row takes out every member it matches on a personal identifier (email, phone, ids), as Meta
+        matches people; FN, COUNTRY and the like are shared by many and only refine a match. A row with no
+        personal identifier removes the identical row only."""
+        gone = {(k, v) for row in rows for k, v in row.items() if v and k in PERSONAL_KEYS}
+        exact = {tuple(sorted(row.items())) for row in rows if not any(row.get(k) for k in PERSONAL_KEYS)}
+        audience.rows = [
+            r
+            for r in audience.rows
+            if not any((k, v) in gone for k, v in r.items() if v and k in PERSONAL_KEYS)
+            and tuple(sorted(r.items())) not in exact
+        ]
+
+    def _replace(self, audience: Audience, session: dict[str, Any], rows: list[dict[str, str]]) -> Reply | None:
+        current = audience.replace
+        if current is not None and current.session_id != session["session_id"]:
+            return graph_error(
+                2650, "Failed to update the custom audience: another replace session is in progress", subcode=1870145
+            )
+        if current is None:
+            ended = audience.ended_sessions.get(session["session_id"])
+            if ended is not None:
+                if session["batch_seq"] in ended:
+                    return None  # a retried batch of a finished session: already applied, nothing to do
+                return graph_error(
+                    2650, "Failed to update the custom audience: this session has ended", subcode=1870146
+                )
+            current = audience.replace = ReplaceSession(session["session_id"])
+        if session["batch_seq"] not in current.batches:
+            current.batches.add(session["batch_seq"])
+            current.rows.extend(rows)
+        if session["last_batch_flag"]:
+            audience.rows = _unique(current.rows)
+            audience.ended_sessions[current.session_id] = current.batches
+            audience.replace = None
+        return None
