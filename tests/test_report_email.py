@@ -377,8 +377,8 @@ def test_outbox_is_the_default_and_a_rerender_is_byte_identical(built_warehouse,
 
 # -- sections over the marts of the other branches ---------------------------------------------------------
 def test_engagement_retention_and_funnel_sections_show_their_marts(built_warehouse, tmp_path):
-    """Small marts in the documented shape stand in for rpt_engagement_daily, rpt_retention_cohorts and
-    rpt_funnels until their models are merged; the email's figures must equal them."""
+    """Small marts in the documented shape stand in for rpt_engagement_daily, rpt_retention_cohorts,
+    rpt_funnels and rpt_campaign_lift until their models are merged; the email's figures must equal them."""
     warehouse = copy_warehouse(built_warehouse, tmp_path)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
@@ -395,6 +395,24 @@ def test_engagement_retention_and_funnel_sections_show_their_marts(built_warehou
             "create table rpt_funnels as select * from (values ('checkout', 1, 'Product Viewed', 1000),"
             " ('checkout', 2, 'Added To Cart', 400), ('checkout', 3, 'Charged', 100))"
             " t(funnel_name, step_number, step_event, users_reached)"
+        )
+        campaigns = con.execute(
+            "select campaign_id, campaign_name from rpt_campaign_performance order by start_date, campaign_id"
+        ).fetchall()
+        con.execute(
+            "create table rpt_campaign_lift (campaign_id varchar, target_users int, control_users int,"
+            " target_conversion_rate double, control_conversion_rate double, conversion_rate_difference double,"
+            " conversion_rate_difference_ci_low double, conversion_rate_difference_ci_high double,"
+            " conversion_lift double, conversion_lift_ci_low double, conversion_lift_ci_high double,"
+            " p_value double, lift_note varchar)"
+        )
+        con.executemany(
+            "insert into rpt_campaign_lift values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [campaigns[0][0], 1000, 400, 0.056, 0.05, 0.006, 0.002, 0.010, 0.12, 0.04, 0.21, 0.03, None],
+                [campaigns[1][0], 1000, 12, *[None] * 9, "the control group has 12 users (fewer than 30)"],
+                [campaigns[2][0], 1000, 500, 0.05, 0.049, 0.001, -0.01, 0.012, 0.0204, -0.2, 0.3, 0.62, None],
+            ],
         )
     settings = settings_for(warehouse, tmp_path / "out")
     path = subscriptions_file(
@@ -418,8 +436,15 @@ def test_engagement_retention_and_funnel_sections_show_their_marts(built_warehou
         attachments
     )
     assert len(images) == 5  # conversion bars, activity trend, segment sizes, heat map, funnel
-    missing = [line for line in text.splitlines() if "not available yet" in line]
-    assert all("(the warehouse has no rpt_campaign_lift)" in line for line in missing), missing
+    assert (
+        f"Campaign {campaigns[0][1]} lifted conversion by 12.0% (95% CI +4.0% to +21.0%), p = 0.030: 5.6% of the"
+        " target group converted against 5.0% of the control group, a difference of +0.6 ± 0.4 percentage points."
+    ) in text
+    assert f"Campaign {campaigns[1][1]}: no reliable lift: the control group has 12 users (fewer than 30)." in text
+    assert f"Campaign {campaigns[2][1]} lifted conversion by 2.0% (95% CI -20.0% to +30.0%), p = 0.620:" in text
+    assert "percentage points; not statistically significant, the difference may be chance." in text
+    assert "campaign_lift_2026-10-26.csv" in attachments
+    assert "not available yet" not in text
 
 
 # -- Postgres ----------------------------------------------------------------------------------------------

@@ -31,9 +31,12 @@ LIFT = {
     "control_users": "control_users",
     "target_rate": "target_conversion_rate",
     "control_rate": "control_conversion_rate",
-    "relative_lift": "relative_lift",
-    "relative_low": "relative_lift_ci_low",
-    "relative_high": "relative_lift_ci_high",
+    "difference": "conversion_rate_difference",  # p_t - p_c, with a symmetric (Wald) 95% interval
+    "difference_low": "conversion_rate_difference_ci_low",
+    "difference_high": "conversion_rate_difference_ci_high",
+    "relative_lift": "conversion_lift",  # p_t / p_c - 1, with an asymmetric (Katz) 95% interval
+    "relative_low": "conversion_lift_ci_low",
+    "relative_high": "conversion_lift_ci_high",
     "p_value": "p_value",
     "note": "lift_note",
 }
@@ -125,8 +128,10 @@ CAMPAIGN_COLUMNS = [
 
 
 def lift_sentence(name: str, lift: dict[str, Any]) -> str:
-    """'Campaign X lifted conversion by 12.0% ± 4.0% (95% CI), p = 0.030', or why there is no figure."""
+    """'Campaign X lifted conversion by 12.0% (95% CI 4.0% to 20.0%), p = 0.030 …', or why there is no figure."""
     get = {key: lift.get(column) for key, column in LIFT.items()}
+    if get["note"]:
+        return f"Campaign {name}: no reliable lift: {get['note']}."
     control_users = get["control_users"]
     if control_users is not None and int(control_users) < MIN_GROUP_USERS:
         return (
@@ -134,21 +139,22 @@ def lift_sentence(name: str, lift: dict[str, Any]) -> str:
             f"(fewer than {MIN_GROUP_USERS})."
         )
     if get["relative_lift"] is None:
-        reason = get["note"] or "the warehouse has no lift figure for it"
-        return f"Campaign {name}: no reliable lift: {reason}."
+        return f"Campaign {name}: no reliable lift: the warehouse has no lift figure for it."
     relative = float(get["relative_lift"])
-    verb = "lifted" if relative >= 0 else "lowered"
-    sentence = f"Campaign {name} {verb} conversion by {abs(relative):.1%}"
+    sentence = f"Campaign {name} {'lifted' if relative >= 0 else 'lowered'} conversion by {abs(relative):.1%}"
     if get["relative_low"] is not None and get["relative_high"] is not None:
-        half_width = (float(get["relative_high"]) - float(get["relative_low"])) / 2
-        sentence += f" ± {half_width:.1%} (95% CI)"
+        sentence += f" (95% CI {float(get['relative_low']):+.1%} to {float(get['relative_high']):+.1%})"
     if get["p_value"] is not None:
-        p_value = float(get["p_value"])
-        sentence += f", p = {p_value:.3f}"
-        if p_value >= SIGNIFICANCE:
-            sentence += ": not statistically significant, the difference may be chance"
+        sentence += f", p = {float(get['p_value']):.3f}"
     if get["target_rate"] is not None and get["control_rate"] is not None:
-        sentence += f" (target {float(get['target_rate']):.1%} vs control {float(get['control_rate']):.1%})"
+        sentence += f": {float(get['target_rate']):.1%} of the target group converted against "
+        sentence += f"{float(get['control_rate']):.1%} of the control group"
+        if None not in (get["difference"], get["difference_low"], get["difference_high"]):
+            half_width = (float(get["difference_high"]) - float(get["difference_low"])) / 2
+            points = 100 * float(get["difference"])
+            sentence += f", a difference of {points:+.1f} ± {100 * half_width:.1f} percentage points"
+    if get["p_value"] is not None and float(get["p_value"]) >= SIGNIFICANCE:
+        sentence += "; not statistically significant, the difference may be chance"
     return sentence + "."
 
 
