@@ -53,7 +53,10 @@ def grouped_bars(labels: Sequence[str], groups: dict[str, Sequence[float]], titl
         axes.bar(positions, values, width=width, label=name, color=colour)
     axes.set_xticks(range(len(labels)), labels, rotation=15, ha="right")
     if percent:
-        axes.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+        from matplotlib.ticker import PercentFormatter
+
+        # decimals=None picks as many as the ticks need (2.5%, not a rounded 2%).
+        axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(frameon=False)
