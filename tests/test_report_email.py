@@ -382,19 +382,22 @@ def test_engagement_retention_and_funnel_sections_show_their_marts(built_warehou
     warehouse = copy_warehouse(built_warehouse, tmp_path)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
-            "create table rpt_engagement_daily as select d::date as date, 100 + i as dau, 300 + i as wau,"
+            "create table rpt_engagement_daily as select d::date as activity_date, 100 + i as dau, 300 + i as wau,"
             " 900 + i as mau, (100 + i) / (900 + i) as stickiness, 10 as new_users"
             " from (select range as i, date '2026-10-04' + range::int as d from range(28))"
         )
         con.execute(
-            "create table rpt_retention_cohorts as select 'week' as cohort_grain, date '2026-10-05' + (7 * c)::int as"
-            " cohort_start, p as period_number, 200 as cohort_users, 200 - 40 * p - c as retained_users,"
-            " (200 - 40 * p - c) / 200 as retention_rate from range(4) t(c), range(3) u(p) where c + p <= 3"
+            "create table rpt_retention_cohorts as select e as first_event, e as return_event, 'week' as"
+            " cohort_grain, date '2026-10-05' + (7 * c)::int as cohort_start, p as period_number, 200 as cohort_users,"
+            " 200 - (40 + f) * p - c as retained_users, (200 - (40 + f) * p - c) / 200 as retention_rate,"
+            " true as is_complete_period from range(4) t(c), range(3) u(p),"
+            " (values ('any', 0), ('Charged', 100)) v(e, f) where c + p <= 3"
         )
         con.execute(
-            "create table rpt_funnels as select * from (values ('checkout', 1, 'Product Viewed', 1000),"
-            " ('checkout', 2, 'Added To Cart', 400), ('checkout', 3, 'Charged', 100))"
-            " t(funnel_name, step_number, step_event, users_reached)"
+            "create table rpt_funnels as select * from (values ('checkout', 1, 'Product Viewed', 'Product Viewed',"
+            " 1000), ('checkout', 2, 'Added To Cart', 'Added To Cart', 400), ('checkout', 3, 'Charged',"
+            " 'Charged where Amount >= 50', 100))"
+            " t(funnel_name, step_number, step_event, step_description, users_reached)"
         )
         campaigns = con.execute(
             "select campaign_id, campaign_name from rpt_campaign_performance order by start_date, campaign_id"
@@ -427,11 +430,13 @@ def test_engagement_retention_and_funnel_sections_show_their_marts(built_warehou
     assert "124 daily active users on average" in text or "125 daily active users on average" in text
     assert "On 2026-10-31: 327 weekly and 927 monthly active users; stickiness (DAU/MAU) 13.7%" in text
     assert "60 new users" in text
-    # the newest cohort with a week-1 figure is 2026-10-19 (158 of 200); the three with one average 477 / 600
+    # the any/any pair: the newest cohort with a week-1 figure is 2026-10-19 (158 of 200); the three with one
+    # average 477 / 600 (the Charged/Charged rows, 100 fewer each, are another pair)
     assert "Of the 200 users who started in the week of 2026-10-19, 79.0% came back the next week" in text
     assert "across the last 3 cohorts, 79.5% came back in their second week" in text
     assert "Funnel checkout: 1,000 users did Product Viewed, 100 (10.0%) reached Charged" in text
     assert "biggest drop is from Added To Cart to Charged (75% lost)" in text
+    assert "3    | Charged where Amount >= 50 | 100   | 25.0%" in text
     assert {"engagement_daily_2026-10-26.csv", "retention_cohorts_2026-10-26.csv", "funnels_2026-10-26.csv"} <= set(
         attachments
     )

@@ -173,8 +173,10 @@ class ReportWarehouse:
         if rows is None:
             return None
         for row in rows:
-            row["date"] = _as_date(row["date"])
-        return sorted((r for r in rows if since <= r["date"] < period.end.date()), key=lambda r: r["date"])
+            row["activity_date"] = _as_date(row["activity_date"])
+        return sorted(
+            (r for r in rows if since <= r["activity_date"] < period.end.date()), key=lambda r: r["activity_date"]
+        )
 
     def segment_sizes(self, period: Period, segment: str | None) -> list[dict] | None:
         """segment_sizes_daily evaluations up to the period's last day (the earlier ones give the change)."""

@@ -214,7 +214,7 @@ def campaigns_section(warehouse: ReportWarehouse, subscription: Subscription, pe
 
 # -- engagement ------------------------------------------------------------------------------------------
 ENGAGEMENT_COLUMNS = [
-    Column("date", "Day", date.isoformat),
+    Column("activity_date", "Day", date.isoformat),
     Column("dau", "DAU", count),
     Column("wau", "WAU", count),
     Column("mau", "MAU", count),
@@ -239,11 +239,13 @@ def engagement_section(warehouse: ReportWarehouse, subscription: Subscription, p
     if daily is None:
         return _not_available("engagement", title, "rpt_engagement_daily")
     section = Section("engagement", title)
-    in_period = [r for r in daily if r["date"] >= period.start.date()]
+    in_period = [r for r in daily if r["activity_date"] >= period.start.date()]
     if not in_period:
         section.summary.append(f"No engagement figures for {period.label()}.")
         return section
-    before = [r for r in daily if period.start.date() - timedelta(days=length) <= r["date"] < period.start.date()]
+    before = [
+        r for r in daily if period.start.date() - timedelta(days=length) <= r["activity_date"] < period.start.date()
+    ]
     average_dau = sum(float(r["dau"]) for r in in_period) / len(in_period)
     previous_dau = sum(float(r["dau"]) for r in before) / len(before) if before else None
     new_users = sum(int(r["new_users"]) for r in in_period)
@@ -251,8 +253,8 @@ def engagement_section(warehouse: ReportWarehouse, subscription: Subscription, p
     last = in_period[-1]
     section.summary += [
         f"{average_dau:,.0f} daily active users on average{_change(average_dau, previous_dau)}.",
-        f"On {last['date']:%Y-%m-%d}: {int(last['wau']):,} weekly and {int(last['mau']):,} monthly active users; "
-        f"stickiness (DAU/MAU) {percent(last['stickiness'])}.",
+        f"On {last['activity_date']:%Y-%m-%d}: {int(last['wau']):,} weekly and {int(last['mau']):,} monthly "
+        f"active users; stickiness (DAU/MAU) {percent(last['stickiness'])}.",
         f"{new_users:,} new users{_change(new_users, previous_new)}.",
     ]
     section.tables.append(Table(ENGAGEMENT_COLUMNS, in_period))
@@ -260,9 +262,9 @@ def engagement_section(warehouse: ReportWarehouse, subscription: Subscription, p
         Chart(
             "engagement-trend",
             charts.trend(
-                [r["date"] for r in daily],
+                [r["activity_date"] for r in daily],
                 {key.upper(): [float(r[key]) for r in daily] for key in ("dau", "wau", "mau")},
-                f"Active users, {daily[0]['date']:%Y-%m-%d} to {daily[-1]['date']:%Y-%m-%d}",
+                f"Active users, {daily[0]['activity_date']:%Y-%m-%d} to {daily[-1]['activity_date']:%Y-%m-%d}",
             ),
             "Daily, weekly and monthly active users over the last weeks",
         )
@@ -351,20 +353,33 @@ def retention_section(warehouse: ReportWarehouse, subscription: Subscription, pe
         section.summary.append(f"No cohort started before {period.end:%Y-%m-%d}.")
         return section
     grain = "week" if "week" in grains else grains[0]
-    rows = [r for r in cohorts if str(r["cohort_grain"]) == grain]
+    # One pair of first/return events: any activity on both sides when the mart has it (its default).
+    pairs = sorted({(str(r.get("first_event", "any")), str(r.get("return_event", "any"))) for r in cohorts})
+    pair = ("any", "any") if ("any", "any") in pairs else pairs[0]
+    rows = [
+        r
+        for r in cohorts
+        if str(r["cohort_grain"]) == grain
+        and (str(r.get("first_event", "any")), str(r.get("return_event", "any"))) == pair
+    ]
     starts = sorted({r["cohort_start"] for r in rows})[-RETENTION_COHORTS:]
     cell = {(r["cohort_start"], int(r["period_number"])): r for r in rows if r["cohort_start"] in starts}
     periods = list(range(RETENTION_PERIODS + 1))
     matrix = [[None if (s, p) not in cell else float(cell[(s, p)]["retention_rate"]) for p in periods] for s in starts]
-    first_return = [(s, cell[(s, 1)]) for s in starts if (s, 1) in cell]
+    # The summary uses finished periods only: the one holding the as-of instant may still gain returns.
+    first_return = [
+        (s, cell[(s, 1)]) for s in starts if (s, 1) in cell and cell[(s, 1)].get("is_complete_period", True)
+    ]
     if first_return:
         latest_start, latest = first_return[-1]
         weights = sum(int(r["cohort_users"]) for _, r in first_return)
         average = sum(int(r["retained_users"]) for _, r in first_return) / weights if weights else 0.0
+        who = "users who started" if pair == ("any", "any") else f"users whose first {pair[0]} was"
+        back = "came back" if pair == ("any", "any") else f"did {pair[1]} again"
         section.summary.append(
-            f"Of the {int(latest['cohort_users']):,} users who started in the {grain} of {latest_start:%Y-%m-%d}, "
-            f"{float(latest['retention_rate']):.1%} came back the next {grain}; across the last {len(first_return)} "
-            f"cohorts, {average:.1%} came back in their second {grain}."
+            f"Of the {int(latest['cohort_users']):,} {who} in the {grain} of {latest_start:%Y-%m-%d}, "
+            f"{float(latest['retention_rate']):.1%} {back} the next {grain}; across the last {len(first_return)} "
+            f"cohorts, {average:.1%} {back} in their second {grain}."
         )
     else:
         section.summary.append(f"No {grain} cohort is old enough to show a return yet.")
@@ -414,7 +429,7 @@ def funnel_section(warehouse: ReportWarehouse, subscription: Subscription, perio
         table_rows = [
             {
                 "step_number": int(step["step_number"]),
-                "step_event": step["step_event"],
+                "step_event": step.get("step_description") or step["step_event"],
                 "users_reached": users,
                 "from_previous": None if i == 0 or not reached[i - 1] else users / reached[i - 1],
                 "from_start": users / reached[0] if reached[0] else None,
