@@ -78,7 +78,7 @@ create table if not exists {raw}.campaigns (
     segment text not null,
     goal_event text not null,
     goal_filter jsonb,
-    conversion_window_days integer not null,
+    conversion_window_days integer,
     control_group_pct double precision not null,
     start_date date not null,
     end_date date not null,

@@ -93,7 +93,7 @@ create table if not exists raw.campaigns (
     segment varchar not null,
     goal_event varchar not null,
     goal_filter json,
-    conversion_window_days integer not null,
+    conversion_window_days integer,
     control_group_pct double not null,
     start_date date not null,
     end_date date not null,
