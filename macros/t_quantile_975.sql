@@ -4,7 +4,7 @@
     df = 29 on and 8e-6 at df = 10 (it grows fast below that: rpt_campaign_lift requires a minimum group
     size first). Neither DuckDB nor Postgres ships a t distribution. -#}
 {% macro t_quantile_975(df_sql) %}
-    {%- set df = '(' ~ df_sql ~ ')' -%}
+    {%- set df = 'cast(' ~ df_sql ~ ' as double precision)' -%}
     (
         1.959963984540054
         + 2.372271230298562 / {{ df }}
