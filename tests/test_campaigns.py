@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -280,7 +280,7 @@ def test_p_value_and_t_quantile_macros_agree_with_scipy(engine: str) -> None:
         assert values["t", df] == pytest.approx(stats.t.ppf(0.975, df), abs=4e-8), df
 
 
-def test_sender_sends_become_messages_and_an_as_of_before_the_start_qualifies_nobody(demo: Path, tmp_path: Path) -> None:
+def test_sync_log_sends_become_messages_and_an_early_as_of_qualifies_nobody(demo: Path, tmp_path: Path) -> None:
     """One rebuild of a copy checks two things: the senders' sync_log (contract: audience, destination,
     campaign_id, user_id, action, status, reason, run_id, logged_at) feeds fct_campaign_messages once it exists,
     and a backfill of a day before the campaigns started lists no exposures yet."""

@@ -46,8 +46,8 @@ segment_qualified as (
         on
             campaigns.segment_name = memberships.segment_name
             -- the stint overlaps [starts_at, qualifying_until)
-            and memberships.entered_at < campaigns.qualifying_until
-            and (memberships.exited_at is null or memberships.exited_at > campaigns.starts_at)
+            and campaigns.qualifying_until > memberships.entered_at
+            and (memberships.exited_at is null or campaigns.starts_at < memberships.exited_at)
     where
         campaigns.segment_name <> 'all_users'
         and campaigns.starts_at < campaigns.qualifying_until
@@ -67,7 +67,7 @@ all_users_qualified as (
     inner join users
         on
             users.is_identified
-            and users.identified_at < campaigns.qualifying_until
+            and campaigns.qualifying_until > users.identified_at
     where
         campaigns.segment_name = 'all_users'
         and campaigns.starts_at < campaigns.qualifying_until
@@ -106,7 +106,7 @@ final as (
             when global_control_bucket < {{ global_control_pct() }} then 'global_control'
             when control_bucket < control_group_pct then 'campaign_control'
             else 'target'
-        end as assignment,
+        end as assignment,  -- noqa: RF04 (the column name is a contract with the senders)
         control_bucket,
         global_control_bucket
     from buckets

@@ -89,7 +89,7 @@ best_touch_per_campaign as (
         *,
         row_number() over (
             partition by event_key, campaign_id
-            order by case when attribution_kind = 'converted' then 0 else 1 end, touched_at desc, message_id
+            order by case when attribution_kind = 'converted' then 0 else 1 end, touched_at desc, message_id asc
         ) as touch_rank
     from qualifying_touches
 
@@ -101,11 +101,11 @@ ranked as (
         *,
         row_number() over (
             partition by event_key
-            order by case when attribution_kind = 'converted' then 0 else 1 end, touched_at desc, campaign_id
+            order by case when attribution_kind = 'converted' then 0 else 1 end, touched_at desc, campaign_id asc
         ) as last_touch_rank,
         row_number() over (
             partition by event_key
-            order by case when attribution_kind = 'converted' then 0 else 1 end, touched_at asc, campaign_id
+            order by case when attribution_kind = 'converted' then 0 else 1 end, touched_at asc, campaign_id asc
         ) as first_touch_rank,
         count(*) over (partition by event_key) as credited_campaigns
     from best_touch_per_campaign

@@ -154,8 +154,8 @@ interactions_by_message as (
         on
             reaching.campaign_id = interactions.campaign_id
             and reaching.user_id = interactions.user_id
-            and interactions.event_at >= reaching.anchored_at
-            and (reaching.next_anchored_at is null or interactions.event_at < reaching.next_anchored_at)
+            and reaching.anchored_at <= interactions.event_at
+            and (reaching.next_anchored_at is null or reaching.next_anchored_at > interactions.event_at)
     group by reaching.campaign_id, reaching.user_id, reaching.message_number
 
 ),

@@ -49,7 +49,7 @@ user_outcomes as (
         on
             exposures.campaign_id = goal_events.campaign_id
             and exposures.user_id = goal_events.user_id
-            and goal_events.converted_at >= exposures.qualified_at
+            and exposures.qualified_at <= goal_events.converted_at
             and goal_events.converted_at <= {{ dbt.dateadd(
                 'hour', 'campaigns.measurement_window_hours', 'exposures.qualified_at') }}
     group by exposures.campaign_id, exposures.user_id, exposures.assignment
@@ -110,10 +110,12 @@ notes as (
             when control_users = 0 and control_group_pct = 0 then 'no control group: control_group_pct is 0'
             when control_users = 0 then 'no control user qualified'
             when control_users < {{ min_users }}
-                then 'control group too small: ' || cast(control_users as {{ dbt.type_string() }})
+                then
+                    'control group too small: ' || cast(control_users as {{ dbt.type_string() }})
                     || ' qualified users, fewer than {{ min_users }} (var rekindle_min_control_users)'
             when target_users < {{ min_users }}
-                then 'target group too small: ' || cast(target_users as {{ dbt.type_string() }})
+                then
+                    'target group too small: ' || cast(target_users as {{ dbt.type_string() }})
                     || ' qualified users, fewer than {{ min_users }} (var rekindle_min_control_users)'
             when target_converted + control_converted = 0 then 'nobody converted in either group: nothing to test'
             when control_converted = 0 then 'no control user converted: relative lift undefined'

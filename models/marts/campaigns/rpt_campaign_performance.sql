@@ -100,8 +100,9 @@ final as (
         coalesce(conversions.influenced, 0) as influenced,
         case
             when delivery.sent > 0
-                then cast(coalesce(conversions.converted + conversions.influenced, 0) as double precision)
-                / delivery.sent
+                then
+                    cast(coalesce(conversions.converted + conversions.influenced, 0) as double precision)
+                    / delivery.sent
         end as conversion_rate,
         coalesce(revenue.revenue, 0) as revenue,
         case when delivery.sent > 0 then coalesce(revenue.revenue, 0) / delivery.sent end as revenue_per_recipient,
