@@ -76,6 +76,20 @@ def test_a_campaign_must_target_a_defined_segment_and_the_error_names_file_entry
     assert len(parse_campaign_file(path, "campaigns/q4.yml")[0]) == 3
 
 
+def test_the_loader_checks_campaign_segments_against_the_project_segments(tmp_path: Path) -> None:
+    (tmp_path / "landing" / "campaigns").mkdir(parents=True)
+    (tmp_path / "landing" / "campaigns" / "q4.yml").write_text(
+        "campaigns:\n"
+        f"  - {json.dumps(ENTRY)}\n"
+        f"  - {json.dumps({**ENTRY, 'id': 'ghost', 'segment': 'no_such_segment'})}\n"
+    )
+    warehouse = tmp_path / "w.duckdb"
+    assert load_landing(str(tmp_path / "landing"), warehouse, (datetime(2026, 10, 31), SMALL_AS_OF)).campaigns == 1
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (reason,) = con.execute("select reason from quarantine_events").fetchone()
+    assert "campaigns/q4.yml, campaign #2 (id ghost): field 'segment' names no defined segment" in reason
+
+
 def test_the_conversion_window_is_optional_and_must_be_positive_when_given() -> None:
     assert validate_entry(ENTRY, "f.yml")["conversion_window_days"] is None
     assert validate_entry({**ENTRY, "conversion_window_days": 2}, "f.yml")["conversion_window_days"] == 2
