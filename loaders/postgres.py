@@ -85,6 +85,8 @@ create table if not exists {raw}.campaigns (
     source_file text not null,
     loaded_at timestamp not null
 );
+-- conversion_window_days became optional (the windows per channel apply without it): upgrade older tables
+alter table {raw}.campaigns alter column conversion_window_days drop not null;
 
 create table if not exists {ops}.quarantine_events (
     source_file text not null,
