@@ -102,11 +102,12 @@ final as (
         campaign_id,
         user_id,
         qualified_at,
+        -- `assignment` is a keyword to sqlfluff, and the column name a contract with the senders
         case
             when global_control_bucket < {{ global_control_pct() }} then 'global_control'
             when control_bucket < control_group_pct then 'campaign_control'
             else 'target'
-        end as assignment,  -- noqa: RF04 (the column name is a contract with the senders)
+        end as assignment,  -- noqa: RF04
         control_bucket,
         global_control_bucket
     from buckets
