@@ -6,16 +6,22 @@ with a reason naming the file, the entry and the field; the other entries still 
 
 Schema of one entry (all required unless marked):
     id: snake_case id, unique across files      channel: email | push | sms | whatsapp
-    name: display name                           segment: the segment it targets
+    name: display name                           segment: a segment of dbt_project/segments/*.yml, or all_users
     goal_event: event that counts as conversion  goal_filter: (optional) {property, op, value}
-    conversion_window_days: positive integer     control_group_pct: 0 to 90
-    start, end: dates (YYYY-MM-DD), start <= end
+    conversion_window_days: (optional) positive integer; without it the attribution windows per channel
+        (dbt var rekindle_attribution_window_hours: 5 days for email, 24 hours for SMS, ...) apply
+    control_group_pct: 0 to 90 (default 0)      start, end: dates (YYYY-MM-DD), start <= end
+
+Users qualify while the campaign runs (start to end, both whole days, UTC); the global control group
+(dbt var rekindle_global_control_pct) and the campaign's own control group are hash buckets of the user
+id, assigned in dbt's campaign_exposures.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ from loaders.batch import QUARANTINE_SCHEMA
 CHANNELS = ("email", "push", "sms", "whatsapp")
 FILTER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+ALL_USERS = "all_users"  # the segment of every identified user
 
 
 class CampaignError(ValueError):
@@ -49,8 +56,10 @@ def _as_date(value: Any, field: str, where: str) -> date:
         raise CampaignError(f"{where}: field '{field}' must be a date YYYY-MM-DD, got {value!r}") from None
 
 
-def validate_entry(entry: Any, where: str) -> dict[str, Any]:
-    """One campaign entry → a row for raw.campaigns, or CampaignError naming the field at fault."""
+def validate_entry(entry: Any, where: str, segment_names: Collection[str] | None = None) -> dict[str, Any]:
+    """One campaign entry → a row for raw.campaigns, or CampaignError naming the field at fault.
+
+    segment_names: the segments defined in the project; None skips that check (no project at hand)."""
     if not isinstance(entry, dict):
         raise CampaignError(f"{where}: each campaign must be a mapping, got {type(entry).__name__}")
     campaign_id = str(_require(entry, "id", where))
@@ -60,8 +69,8 @@ def validate_entry(entry: Any, where: str) -> dict[str, Any]:
     channel = _require(entry, "channel", where)
     if channel not in CHANNELS:
         raise CampaignError(f"{where}: field 'channel' must be one of {', '.join(CHANNELS)}, got {channel!r}")
-    window = _require(entry, "conversion_window_days", where)
-    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+    window = entry.get("conversion_window_days")
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window <= 0):
         raise CampaignError(f"{where}: field 'conversion_window_days' must be a positive integer, got {window!r}")
     control = entry.get("control_group_pct", 0)
     if not isinstance(control, int | float) or isinstance(control, bool) or not 0 <= control <= 90:
@@ -74,6 +83,13 @@ def validate_entry(entry: Any, where: str) -> dict[str, Any]:
             raise CampaignError(
                 f"{where}: field 'goal_filter.op' must be one of {', '.join(FILTER_OPS)}, got {goal_filter['op']!r}"
             )
+    segment = str(_require(entry, "segment", where))
+    if segment_names is not None and segment != ALL_USERS and segment not in segment_names:
+        known = ", ".join(sorted({ALL_USERS, *segment_names}))
+        raise CampaignError(
+            f"{where}: field 'segment' names no defined segment: {segment!r}; define it in "
+            f"dbt_project/segments/*.yml or use one of: {known}"
+        )
     start = _as_date(_require(entry, "start", where), "start", where)
     end = _as_date(_require(entry, "end", where), "end", where)
     if end < start:
@@ -82,7 +98,7 @@ def validate_entry(entry: Any, where: str) -> dict[str, Any]:
         "campaign_id": campaign_id,
         "campaign_name": str(_require(entry, "name", where)),
         "channel": channel,
-        "segment": str(_require(entry, "segment", where)),
+        "segment": segment,
         "goal_event": str(_require(entry, "goal_event", where)),
         "goal_filter": json.dumps(goal_filter) if goal_filter is not None else None,
         "conversion_window_days": window,
@@ -92,8 +108,12 @@ def validate_entry(entry: Any, where: str) -> dict[str, Any]:
     }
 
 
-def parse_campaign_file(path: Path, source_file: str) -> tuple[list[dict[str, Any]], pa.Table]:
-    """Valid campaign rows, and a quarantine table naming the entry and field of every invalid one."""
+def parse_campaign_file(
+    path: Path, source_file: str, segment_names: Collection[str] | None = None
+) -> tuple[list[dict[str, Any]], pa.Table]:
+    """Valid campaign rows, and a quarantine table naming the entry and field of every invalid one.
+
+    segment_names: the segments a campaign may target (besides all_users); None skips that check."""
     rows: list[dict[str, Any]] = []
     rejected: list[tuple[int, str, str]] = []
     try:
@@ -105,7 +125,7 @@ def parse_campaign_file(path: Path, source_file: str) -> tuple[list[dict[str, An
     elif document is not None:
         for position, entry in enumerate(document["campaigns"], start=1):
             try:
-                rows.append(validate_entry(entry, f"{source_file}, campaign #{position}"))
+                rows.append(validate_entry(entry, f"{source_file}, campaign #{position}", segment_names))
             except CampaignError as exc:
                 rejected.append((position, f"invalid_campaign: {exc}", json.dumps(entry, default=str)))
     quarantine = pa.table(
@@ -118,3 +138,15 @@ def parse_campaign_file(path: Path, source_file: str) -> tuple[list[dict[str, An
         schema=QUARANTINE_SCHEMA,
     )
     return rows, quarantine
+
+
+def defined_segment_names() -> frozenset[str] | None:
+    """The names of the segments in the project's dbt_project/segments/*.yml, which a campaign's `segment`
+    must name; None (no check) when those files do not validate: `python -m loaders segments check` and the
+    dbt build report that, and a campaign should not be quarantined for another file's error."""
+    from loaders import segments
+
+    try:
+        return frozenset(segment.name for segment in segments.load_segments())
+    except (segments.SegmentDefinitionError, OSError):
+        return None

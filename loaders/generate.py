@@ -26,7 +26,8 @@ The data covers the ``--days`` UTC days ending on ``--end`` (inclusive). Layout 
 
 ``campaigns/campaigns.yml``
     Three campaigns (email, push, sms) whose start dates are scaled into the range. Campaign traffic is in
-    the events files as ``Notification Sent|Viewed|Clicked``; control groups follow ``control_bucket``.
+    the events files as ``Notification Sent|Viewed|Clicked``; control groups follow ``control_bucket``, and
+    the ``GLOBAL_CONTROL_PCT`` system control group (``global_control_bucket``) receives no campaign.
 
 Output is byte-identical for the same arguments: one ``random.Random(seed)`` drives everything, gzip
 headers carry no mtime or file name, JSON is compact and every collection is iterated in a fixed order.
@@ -179,6 +180,8 @@ CAMPAIGN_TEMPLATES: tuple[dict[str, Any], ...] = (
     },
 )
 CAMPAIGN_DURATION_DAYS = 2
+# The system control group the generator holds out: dbt's default of var rekindle_global_control_pct.
+GLOBAL_CONTROL_PCT = 3
 CONSENT_FLAG = {"email": "MSG-email", "sms": "MSG-sms", "push": "MSG-push"}
 
 
@@ -188,6 +191,12 @@ def control_bucket(campaign_id: str, user_id: str) -> int:
     The dbt models recompute this in SQL, so it must never change.
     """
     return int(hashlib.md5(f"{campaign_id}:{user_id}".encode()).hexdigest()[:8], 16) % 100
+
+
+def global_control_bucket(user_id: str) -> int:
+    """Deterministic 0..99 bucket of the system-wide control group: a user is held out of every campaign iff
+    bucket < GLOBAL_CONTROL_PCT (dbt: macros/is_global_control.sql with var rekindle_global_control_pct)."""
+    return control_bucket("global", user_id)
 
 
 @dataclass
@@ -707,6 +716,8 @@ def _run_campaign(
     for user in users:
         if not user.logins or user.logins[0][0] >= start_ts:
             continue  # not qualified: identity unknown before the start
+        if global_control_bucket(user.uid) < GLOBAL_CONTROL_PCT:
+            continue  # the system control group never receives a campaign
         if control_bucket(campaign_id, user.uid) < campaign["control_group_pct"]:
             continue  # control group: baseline behaviour only
         send_ts = start_ts + 9 * HOUR + rng.randrange(2 * HOUR)

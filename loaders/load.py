@@ -88,6 +88,8 @@ class _Loader:
         self.zone, self.warehouse, self.interval = zone, warehouse, interval
         self.loaded_at, self.options = loaded_at, options
         self.mappings: list = []
+        self._segment_names: frozenset[str] | None = None
+        self._segments_read = False
         self.loaded = warehouse.loaded_files()  # one writer at a time (the Airflow pool): stays true all run
 
     def load_mappings(self, files: list[LandingFile]) -> list[FileResult]:
@@ -142,9 +144,16 @@ class _Loader:
         latest = self.interval[1] + self.options.future_tolerance
         return parse.read_record_file(path, file.relative_path, latest, self.options.earliest_ts)
 
+    @property
+    def segment_names(self) -> frozenset[str] | None:
+        """The project's segments, read once per load and only when there is a campaigns file."""
+        if not self._segments_read:
+            self._segment_names, self._segments_read = campaigns.defined_segment_names(), True
+        return self._segment_names
+
     def load_campaigns(self, file: LandingFile) -> int:
         with self.zone.local_copy(file) as path:
-            rows, quarantine = campaigns.parse_campaign_file(path, file.relative_path)
+            rows, quarantine = campaigns.parse_campaign_file(path, file.relative_path, self.segment_names)
         self.warehouse.replace_campaigns(file.relative_path, rows, quarantine, self.loaded_at)
         return len(rows)
 

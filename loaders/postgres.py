@@ -78,13 +78,15 @@ create table if not exists {raw}.campaigns (
     segment text not null,
     goal_event text not null,
     goal_filter jsonb,
-    conversion_window_days integer not null,
+    conversion_window_days integer,
     control_group_pct double precision not null,
     start_date date not null,
     end_date date not null,
     source_file text not null,
     loaded_at timestamp not null
 );
+-- conversion_window_days became optional (the windows per channel apply without it): upgrade older tables
+alter table {raw}.campaigns alter column conversion_window_days drop not null;
 
 create table if not exists {ops}.quarantine_events (
     source_file text not null,

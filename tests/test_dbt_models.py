@@ -13,7 +13,17 @@ import duckdb
 from loaders.load import load_landing
 from tests.conftest import PROJECT, run_dbt
 
-MARTS = ["dim_users", "fct_events", "segment_members", "dim_campaigns", "rpt_campaign_performance"]
+MARTS = [
+    "dim_users",
+    "fct_events",
+    "segment_members",
+    "dim_campaigns",
+    "campaign_exposures",
+    "fct_campaign_messages",
+    "fct_campaign_attribution",
+    "rpt_campaign_performance",
+    "rpt_campaign_lift",
+]
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -79,8 +89,8 @@ def test_campaign_report_counts_messages_and_control_groups(built_warehouse):
     rows = query(
         built_warehouse,
         """
-        select campaign_id, qualified_users, target_users + control_users, control_users, sent, viewed, clicked,
-               converted
+        select campaign_id, qualified_users, target_users + control_users + global_control_users, control_users, sent,
+               viewed, clicked, converted + influenced
         from rpt_campaign_performance
     """,
     )

@@ -8,6 +8,7 @@ their counts, identity stitching, control groups and a real campaign lift.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import subprocess
@@ -23,7 +24,14 @@ from typing import Any
 import pytest
 import yaml
 
-from loaders.generate import BAD_KINDS, GenerationStats, control_bucket, generate
+from loaders.generate import (
+    BAD_KINDS,
+    GLOBAL_CONTROL_PCT,
+    GenerationStats,
+    control_bucket,
+    generate,
+    global_control_bucket,
+)
 
 DAY = 86_400
 ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -460,6 +468,7 @@ def test_control_bucket_is_the_documented_md5_rule() -> None:
     assert control_bucket("cmp_winback_email", "u1") == 95  # int("8c5fec13", 16) % 100
     assert control_bucket("cmp_winback_email", "u42") == 99
     assert control_bucket("cmp_flash_sale_push", "u7") == 28
+    assert global_control_bucket("u1") == int(hashlib.md5(b"global:u1").hexdigest()[:8], 16) % 100
 
 
 def campaign_traffic(landing: Landing) -> dict[str, dict[str, dict[str, int]]]:
@@ -500,6 +509,7 @@ def test_sends_go_only_to_qualified_consenting_non_control_users(fixture: str, r
         assert len(sent) == landing.stats.notifications_sent[c["id"]]
         for user, ts in sent.items():
             assert control_bucket(c["id"], user) >= c["control_group_pct"], f"control user {user} got {c['id']}"
+            assert global_control_bucket(user) >= GLOBAL_CONTROL_PCT, f"global control user {user} got {c['id']}"
             assert history[user][0][0] < start, f"{user} was not known before {c['id']} started"
             assert state_at(history[user], ts)[CONSENT_FLAG[c["channel"]]] is True
             assert start <= ts < start + DAY

@@ -118,6 +118,8 @@ final as (
         coalesce(profiles.msg_sms, false) and profiles.phone is not null as can_sms,
         coalesce(profiles.msg_push, false) as can_push,
         coalesce(profiles.msg_whatsapp, false) and profiles.phone is not null as can_whatsapp,
+        -- the system control group, held out of every campaign (macro is_global_control)
+        {{ is_global_control('users.user_id') }} as is_global_control,
         least(
             coalesce(activity.first_seen_at, profiles.first_profile_at),
             coalesce(profiles.first_profile_at, activity.first_seen_at)
