@@ -268,16 +268,6 @@ def test_eligibility_on_the_dbt_built_warehouse(built_warehouse, tmp_path):
     wh = tmp_path / "copy.duckdb"
     shutil.copy(built_warehouse, wh)
     with duckdb.connect(str(wh)) as con:
-        columns = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns where table_name = 'dim_users'"
-            ).fetchall()
-        }
-        # Until the campaigns branch lands (contract 1): dim_users.is_global_control and campaign_exposures.
-        if "is_global_control" not in columns:
-            con.execute("alter table dim_users add column is_global_control boolean default false")
-            con.execute("update dim_users set is_global_control = (hash(user_id) % 100) < 3")
         members = con.execute(
             "select m.user_id, u.can_email, u.is_global_control, u.email from segment_members m"
             " join dim_users u using (user_id) where m.segment_name = 'recent_buyers'"
