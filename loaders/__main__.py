@@ -17,9 +17,10 @@ import argparse
 import logging
 import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from loaders.load import FileResult, load_landing
-from loaders.settings import load_settings
+from loaders.settings import PROJECT_ROOT, load_settings
 from loaders.warehouse import open_warehouse
 
 COLUMNS = ("input_records", "loaded_events", "loaded_profiles", "duplicates", "quarantined", "late_events")
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     funnels = sub.add_parser("funnels", help="check or build the funnel definitions")
     funnels.add_argument("action", choices=("check", "build"),
                          help="check: validate; build: validate and regenerate rpt_funnels.sql")  # fmt: skip
+    funnels.add_argument("--project", type=Path, default=PROJECT_ROOT, help="the dbt project (default: this one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "segments":
@@ -109,15 +111,15 @@ def _funnels(args: argparse.Namespace) -> int:
     from loaders import funnels
 
     try:
-        found = funnels.load_funnels()
+        found = funnels.load_funnels(args.project)
         if args.action == "check":
             print(f"{len(found)} funnels valid: {', '.join(f.name for f in found)}")
-            if stale := funnels.out_of_date(funnels=found):
+            if stale := funnels.out_of_date(args.project, funnels=found):
                 print("generated model out of date, run `python -m loaders funnels build`:", file=sys.stderr)
                 print("\n".join(f"  {p}" for p in stale), file=sys.stderr)
                 return 1
             return 0
-        changed = funnels.build()
+        changed = funnels.build(args.project)
         print("\n".join(f"wrote {p}" for p in changed) or "generated model already up to date")
         return 0
     except funnels.FunnelDefinitionError as error:

@@ -1,15 +1,30 @@
 -- DAU, WAU, MAU per day without joining days to events: every active user-day opens the user's presence in
--- a trailing window for the days it newly covers and closes it when the window has passed, and a running
--- sum of those openings and closings over the days gives the distinct users in each window. A user-day
--- whose previous active day is less than N days earlier only extends the user's presence, so a user is
--- never counted twice (see the unit tests for the window edges).
-{%- set windows = {'dau': 1, 'wau': 7, 'mau': 30} %}
+-- each trailing window for the days it newly covers and closes it when the window has passed it, and a
+-- running sum of those openings and closings over the days counts the distinct users in each window. A
+-- user-day less than N days after the user's previous one only extends the presence, so nobody counts
+-- twice (see the unit tests for the window edges).
 
 with
 
 as_of as (
 
     select {{ rekindle_as_of() }} as evaluated_at
+
+),
+
+windows as (
+
+    select
+        'dau' as measure,
+        1 as window_days
+    union all
+    select
+        'wau' as measure,
+        7 as window_days
+    union all
+    select
+        'mau' as measure,
+        30 as window_days
 
 ),
 
@@ -39,25 +54,27 @@ sequenced as (
 
 presence_changes as (
 
-    {%- for column, days in windows.items() %}
-    -- {{ column }}: present from the first day this active day newly covers, absent {{ days }} days after it
+    -- present from the first day this active day newly covers (the previous one covered up to its own + N - 1)
     select
-        '{{ column }}' as measure,
+        windows.measure,
         case
-            when previous_date is null or {{ dbt.dateadd('day', days, 'previous_date') }} <= activity_date
-                then activity_date
-            else cast({{ dbt.dateadd('day', days, 'previous_date') }} as date)
+            when
+                sequenced.previous_date is null
+                or {{ dbt.dateadd('day', 'windows.window_days', 'sequenced.previous_date') }} <= sequenced.activity_date
+                then sequenced.activity_date
+            else cast({{ dbt.dateadd('day', 'windows.window_days', 'sequenced.previous_date') }} as date)
         end as change_date,
-        1 as change
+        1 as presence_change
     from sequenced
+    cross join windows
     union all
+    -- absent N days after the active day (a later active day in between reopens it there)
     select
-        '{{ column }}' as measure,
-        cast({{ dbt.dateadd('day', days, 'activity_date') }} as date) as change_date,
-        -1 as change
+        windows.measure,
+        cast({{ dbt.dateadd('day', 'windows.window_days', 'sequenced.activity_date') }} as date) as change_date,
+        -1 as presence_change
     from sequenced
-    {{ 'union all' if not loop.last }}
-    {%- endfor %}
+    cross join windows
 
 ),
 
@@ -65,10 +82,9 @@ daily_changes as (
 
     select
         change_date,
-        {%- for column in windows %}
-        sum(case when measure = '{{ column }}' then change else 0 end) as {{ column }}_change
-        {{- ',' if not loop.last }}
-        {%- endfor %}
+        sum(case when measure = 'dau' then presence_change else 0 end) as dau_change,
+        sum(case when measure = 'wau' then presence_change else 0 end) as wau_change,
+        sum(case when measure = 'mau' then presence_change else 0 end) as mau_change
     from presence_changes
     group by change_date
 
@@ -88,41 +104,43 @@ daily_activity as (
 days as (
 
     {{ report_spine('(select min(activity_date) from active_days)', '(select evaluated_at from as_of)') }}
-    cross join as_of
-    -- every day that had begun by the as-of instant; a midnight as-of ends with the day before
-    where cast(spine.period_start as timestamp) < as_of.evaluated_at
+
+),
+
+counted as (
+
+    select
+        days.period_start as activity_date,
+        sum(coalesce(daily_changes.dau_change, 0)) over running_total as dau,
+        sum(coalesce(daily_changes.wau_change, 0)) over running_total as wau,
+        sum(coalesce(daily_changes.mau_change, 0)) over running_total as mau,
+        coalesce(daily_activity.new_users, 0) as new_users,
+        coalesce(daily_activity.events, 0) as events
+    from days
+    left join daily_changes on days.period_start = daily_changes.change_date
+    left join daily_activity on days.period_start = daily_activity.activity_date
+    window running_total as (order by days.period_start rows between unbounded preceding and current row)
 
 ),
 
 final as (
 
     select
-        days.period_start as activity_date,
-        {%- for column in windows %}
-        sum(coalesce(daily_changes.{{ column }}_change, 0)) over (
-            order by days.period_start rows between unbounded preceding and current row
-        ) as {{ column }},
-        {%- endfor %}
-        coalesce(daily_activity.new_users, 0) as new_users,
-        coalesce(daily_activity.events, 0) as events,
-        {{ dbt.dateadd('day', 1, 'days.period_start') }} > as_of.evaluated_at as is_partial_day,
+        counted.activity_date,
+        cast(counted.dau as {{ dbt.type_bigint() }}) as dau,
+        cast(counted.wau as {{ dbt.type_bigint() }}) as wau,
+        cast(counted.mau as {{ dbt.type_bigint() }}) as mau,
+        round(cast(counted.dau as {{ dbt.type_numeric() }}) / nullif(counted.mau, 0), 6) as stickiness,
+        cast(counted.new_users as {{ dbt.type_bigint() }}) as new_users,
+        cast(counted.dau - counted.new_users as {{ dbt.type_bigint() }}) as returning_users,
+        cast(counted.events as {{ dbt.type_bigint() }}) as events,
+        {{ dbt.dateadd('day', 1, 'counted.activity_date') }} > as_of.evaluated_at as is_partial_day,
         as_of.evaluated_at
-    from days
+    from counted
     cross join as_of
-    left join daily_changes on days.period_start = daily_changes.change_date
-    left join daily_activity on days.period_start = daily_activity.activity_date
+    -- every day that had begun by the as-of instant: a midnight as-of ends with the day before
+    where cast(counted.activity_date as timestamp) < as_of.evaluated_at
 
 )
 
-select
-    activity_date,
-    cast(dau as {{ dbt.type_bigint() }}) as dau,
-    cast(wau as {{ dbt.type_bigint() }}) as wau,
-    cast(mau as {{ dbt.type_bigint() }}) as mau,
-    round(cast(dau as {{ dbt.type_numeric() }}) / nullif(mau, 0), 6) as stickiness,
-    cast(new_users as {{ dbt.type_bigint() }}) as new_users,
-    cast(dau - new_users as {{ dbt.type_bigint() }}) as returning_users,
-    cast(events as {{ dbt.type_bigint() }}) as events,
-    is_partial_day,
-    evaluated_at
-from final
+select * from final
