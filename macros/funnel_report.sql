@@ -221,18 +221,14 @@
             steps.step_event,
             steps.step_description,
             cast(steps.users_reached as {{ dbt.type_bigint() }}) as users_reached,
-            round(
-                cast(steps.users_reached as {{ dbt.type_numeric() }}) / nullif(lag(steps.users_reached) over (
-                    partition by steps.funnel_name order by steps.step_number
-                ), 0),
-                6
-            ) as conversion_from_previous,
-            round(
-                cast(steps.users_reached as {{ dbt.type_numeric() }}) / nullif(first_value(steps.users_reached) over (
-                    partition by steps.funnel_name order by steps.step_number
-                ), 0),
-                6
-            ) as conversion_from_first,
+            {{ report_ratio(
+                'steps.users_reached',
+                'lag(steps.users_reached) over (partition by steps.funnel_name order by steps.step_number)'
+            ) }} as conversion_from_previous,
+            {{ report_ratio(
+                'steps.users_reached',
+                'first_value(steps.users_reached) over (partition by steps.funnel_name order by steps.step_number)'
+            ) }} as conversion_from_first,
             cast(steps.median_seconds_from_first as double precision) as median_seconds_from_first,
             cast(steps.median_seconds_from_previous as double precision) as median_seconds_from_previous,
             cast(steps.window_seconds as {{ dbt.type_bigint() }}) as window_seconds,

@@ -130,7 +130,7 @@ final as (
         cast(counted.dau as {{ dbt.type_bigint() }}) as dau,
         cast(counted.wau as {{ dbt.type_bigint() }}) as wau,
         cast(counted.mau as {{ dbt.type_bigint() }}) as mau,
-        round(cast(counted.dau as {{ dbt.type_numeric() }}) / nullif(counted.mau, 0), 6) as stickiness,
+        {{ report_ratio('counted.dau', 'counted.mau') }} as stickiness,
         cast(counted.new_users as {{ dbt.type_bigint() }}) as new_users,
         cast(counted.dau - counted.new_users as {{ dbt.type_bigint() }}) as returning_users,
         cast(counted.events as {{ dbt.type_bigint() }}) as events,

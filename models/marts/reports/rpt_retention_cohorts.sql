@@ -166,9 +166,7 @@ final as (
         periods.period_start,
         cast(cohort_sizes.cohort_users as {{ dbt.type_bigint() }}) as cohort_users,
         cast(coalesce(retained.retained_users, 0) as {{ dbt.type_bigint() }}) as retained_users,
-        round(
-            cast(coalesce(retained.retained_users, 0) as {{ dbt.type_numeric() }}) / cohort_sizes.cohort_users, 6
-        ) as retention_rate,
+        {{ report_ratio('coalesce(retained.retained_users, 0)', 'cohort_sizes.cohort_users') }} as retention_rate,
         case
             when cohort_sizes.cohort_grain = 'week'
                 then {{ dbt.dateadd('week', 1, 'periods.period_start') }} <= as_of.evaluated_at
