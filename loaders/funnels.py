@@ -160,6 +160,7 @@ def build(project: Path = PROJECT_ROOT) -> list[Path]:
     path = project / MODEL
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return []
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return [path]
 

@@ -25,6 +25,7 @@ import yaml
 
 from loaders.funnels import FunnelDefinitionError, build, load_funnels, out_of_date, render_model
 from loaders.load import load_landing
+from loaders.segments import _compile
 from tests.conftest import PROJECT, SMALL_AS_OF, run_dbt
 
 CDNOW_MASTER = PROJECT / "tests" / "data" / "cdnow" / "CDNOW_master.txt"
@@ -208,58 +209,139 @@ def reach(steps: list[list[datetime]], window: timedelta) -> dict[int, tuple[dat
     return found
 
 
+def step_matches(step: dict, name: str, at: datetime, props: str | None) -> bool:
+    """A step's event name and `where:` filters, for the operators the funnels of these tests use."""
+    if name != step["event"]:
+        return False
+    values = json.loads(props) if props else {}
+    for f in step["where"]:
+        value = values.get(f["property"])
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        op, wanted = f["op"], f.get("value")
+        if op == "eq":
+            ok = value == wanted
+        elif op == "in":
+            ok = value in wanted
+        elif op == "gte":
+            ok = number and value >= wanted
+        elif op == "lt":
+            ok = number and value < wanted
+        else:
+            raise AssertionError(f"extend this recount to the operator {op}")
+        if not ok:
+            return False
+    return True
+
+
+def in_entry_window(window: dict, at: datetime, as_of: datetime) -> bool:
+    if "within_days" in window:
+        return at > as_of - timedelta(days=window["within_days"])
+    if "since" in window:
+        return at >= datetime.fromisoformat(window["since"])
+    if "between" in window:
+        first, last = (datetime.fromisoformat(d) for d in window["between"])
+        return first <= at < last + timedelta(days=1)
+    return True
+
+
+def recount(funnel, events: dict[str, list[tuple[str, datetime, str | None]]], as_of: datetime) -> dict:
+    """{step: (users_reached, median seconds from step 1, from the previous step)} from plain Python."""
+    window = timedelta(seconds=funnel.window_seconds)
+    reached: dict[int, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
+    for user_events in events.values():
+        steps = [
+            sorted(
+                at
+                for name, at, props in user_events
+                if at <= as_of
+                and step_matches(step, name, at, props)
+                and (k > 0 or in_entry_window(funnel.entry_window, at, as_of))
+            )
+            for k, step in enumerate(funnel.steps)
+        ]
+        for k, times in reach(steps, window).items():
+            reached[k].append(times)
+    result = {}
+    for k in range(1, len(funnel.steps) + 1):
+        times = reached[k]
+        medians = (
+            (
+                median((t - t1).total_seconds() for t1, _, t in times),
+                median((t - p).total_seconds() for _, p, t in times),
+            )
+            if k > 1 and times
+            else (None, None)
+        )
+        result[k] = (len(times), *medians)
+    return result
+
+
+def warehouse_events(warehouse: Path) -> dict[str, list[tuple[str, datetime, str | None]]]:
+    events: dict[str, list[tuple[str, datetime, str | None]]] = defaultdict(list)
+    for user, name, at, props in query(warehouse, "select user_id, event_name, event_at, properties from fct_events"):
+        events[user].append((name, at, props))
+    return events
+
+
 def test_funnels_equal_a_recount_of_each_users_events(built_warehouse: Path) -> None:
     funnels = load_funnels()
     assert funnels, "dbt_project/funnels/ ships a demo funnel"
-    events: dict[str, list[tuple[str, datetime, str | None]]] = defaultdict(list)
-    for user, name, at, props in query(
-        built_warehouse, "select user_id, event_name, event_at, properties from fct_events"
-    ):
-        events[user].append((name, at, props))
-    rows = {
-        (r[0], r[1]): r[2:]
-        for r in query(
-            built_warehouse,
-            "select funnel_name, step_number, users_reached, median_seconds_from_first, median_seconds_from_previous"
-            " from rpt_funnels",
-        )
-    }
-
-    def matches(step: dict, name: str, at: datetime, props: str | None, first: bool, within: int | None) -> bool:
-        if name != step["event"] or at > SMALL_AS_OF:
-            return False
-        if first and within is not None and not at > SMALL_AS_OF - timedelta(days=within):
-            return False
-        values = json.loads(props) if props else {}
-        for f in step["where"]:
-            value = values.get(f["property"])
-            if f["op"] == "eq" and value != f["value"]:
-                return False
-            if f["op"] == "gte" and not (isinstance(value, int | float) and value >= f["value"]):
-                return False
-            assert f["op"] in ("eq", "gte"), "extend this recount to the shipped funnel's operators"
-        return True
-
+    events = warehouse_events(built_warehouse)
+    rows = query(
+        built_warehouse,
+        "select funnel_name, step_number, users_reached, median_seconds_from_first, median_seconds_from_previous"
+        " from rpt_funnels",
+    )
+    got = {(r[0], r[1]): r[2:] for r in rows}
+    assert len(got) == sum(len(f.steps) for f in funnels)
     for funnel in funnels:
-        window = timedelta(seconds=funnel.window_seconds)
-        within = funnel.entry_window.get("within_days")
-        assert set(funnel.entry_window) <= {"within_days"}, "extend this recount to the shipped entry window"
-        reached: dict[int, list[tuple[datetime, datetime, datetime]]] = defaultdict(list)
-        for user_events in events.values():
-            steps = [
-                sorted(at for name, at, props in user_events if matches(step, name, at, props, k == 0, within))
-                for k, step in enumerate(funnel.steps)
-            ]
-            for k, times in reach(steps, window).items():
-                reached[k].append(times)
-        for k in range(1, len(funnel.steps) + 1):
-            got = rows[(funnel.name, k)]
-            times = reached[k]
-            assert got[0] == len(times), (funnel.name, k)
-            if k > 1 and times:
-                assert got[1] == median((t - t1).total_seconds() for t1, _, t in times), (funnel.name, k)
-                assert got[2] == median((t - prev).total_seconds() for _, prev, t in times), (funnel.name, k)
-        assert rows[(funnel.name, 1)][0] > rows[(funnel.name, len(funnel.steps))][0] > 0, funnel.name
+        expected = recount(funnel, events, SMALL_AS_OF)
+        assert {k: got[(funnel.name, k)] for k in expected} == expected, funnel.name
+        assert expected[1][0] > expected[len(funnel.steps)][0] > 0, funnel.name
+
+
+def test_entry_windows_and_list_filters_compile_and_count(built_warehouse: Path, tmp_path: Path, monkeypatch) -> None:
+    """Definitions the shipped file does not use (since, between, in, lt, window_hours, a repeated event),
+    compiled by dbt through the same macro and run read-only on the built warehouse."""
+    definitions(
+        tmp_path,
+        """
+funnels:
+  - name: since_the_24th
+    since: 2026-10-24
+    window_hours: 6
+    steps:
+      - event: Product Viewed
+        where: [{property: Category, op: in, value: [Electronics, Books]}]
+      - event: Added To Cart
+      - event: Charged
+        where: [{property: Amount, op: lt, value: 100}]
+  - name: repeat_purchase_in_week_two
+    between: [2026-10-24, 2026-10-27]
+    window_days: 3
+    steps: [Charged, Charged]
+""",
+    )
+    funnels = load_funnels(tmp_path)
+    monkeypatch.setenv("REKINDLE_WAREHOUSE", str(built_warehouse))
+    monkeypatch.setenv("REKINDLE_TARGET", "duckdb")
+    definition = json.dumps([f.definition() for f in funnels])
+    sql = _compile(
+        "{% set funnels %}{% raw %}" + definition + "{% endraw %}{% endset %}{{ funnel_report(fromjson(funnels)) }}",
+        SMALL_AS_OF,
+        PROJECT,
+    )
+    rows = query(
+        built_warehouse,
+        f"select funnel_name, step_number, users_reached, median_seconds_from_first, median_seconds_from_previous"
+        f" from ({sql}) as funnels",
+    )
+    got = {(r[0], r[1]): r[2:] for r in rows}
+    events = warehouse_events(built_warehouse)
+    for funnel in funnels:
+        expected = recount(funnel, events, SMALL_AS_OF)
+        assert {k: got[(funnel.name, k)] for k in expected} == expected, funnel.name
+        assert expected[len(funnel.steps)][0] > 0, funnel.name
 
 
 # --------------------------------------------------------------------------------------- definitions
@@ -289,7 +371,6 @@ def test_a_short_definition_gets_the_default_window(tmp_path: Path) -> None:
     (funnel,) = load_funnels(tmp_path)
     assert funnel.window_seconds == 5 * 86400 and funnel.entry_window == {}
     assert [s["event"] for s in funnel.steps] == ["App Launched", "Charged"]
-    (tmp_path / "models" / "marts" / "reports").mkdir(parents=True)
     assert out_of_date(tmp_path) != []
     written = build(tmp_path)
     assert written and out_of_date(tmp_path) == [] and build(tmp_path) == []
@@ -342,7 +423,6 @@ def test_cli_check_fails_on_a_stale_model_and_build_fixes_it(tmp_path: Path) -> 
     """`python -m loaders funnels check|build` on a copy of the project's funnels and generated model."""
     project = tmp_path / "project"
     shutil.copytree(PROJECT / "dbt_project" / "funnels", project / "dbt_project" / "funnels")
-    (project / "models" / "marts" / "reports").mkdir(parents=True)
     shipped = yaml.safe_load((project / "dbt_project" / "funnels" / "funnels.yml").read_text())
     assert shipped["funnels"]
 
