@@ -3,6 +3,8 @@
 `python -m loaders load [--interval-end YYYY-MM-DD]` loads the landing zone now.
 `python -m loaders segments check|build|preview` validates the segment definitions
 (dbt_project/segments/*.yml), regenerates their dbt models, or previews one segment (or a file's).
+`python -m loaders funnels check|build` validates the funnel definitions (dbt_project/funnels/*.yml) or
+regenerates the model that computes them (rpt_funnels).
 
 The same code runs in rekindle_daily's load_landing task; this is for a data engineer at a shell. It
 shows progress per file and ends with the reconciliation table (input = loaded + duplicates +
@@ -15,9 +17,10 @@ import argparse
 import logging
 import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from loaders.load import FileResult, load_landing
-from loaders.settings import load_settings
+from loaders.settings import PROJECT_ROOT, load_settings
 from loaders.warehouse import open_warehouse
 
 COLUMNS = ("input_records", "loaded_events", "loaded_profiles", "duplicates", "quarantined", "late_events")
@@ -45,10 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     segments.add_argument("segment", nargs="?", help="preview: a segment name or a YAML file of definitions")
     segments.add_argument("--as-of", type=datetime.fromisoformat, help="preview: evaluate as of this instant")
     segments.add_argument("--sample", type=int, default=10, help="preview: members to show (default 10)")
+    funnels = sub.add_parser("funnels", help="check or build the funnel definitions")
+    funnels.add_argument("action", choices=("check", "build"),
+                         help="check: validate; build: validate and regenerate rpt_funnels.sql")  # fmt: skip
+    funnels.add_argument("--project", type=Path, default=PROJECT_ROOT, help="the dbt project (default: this one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "segments":
         return _segments(args)
+    if args.command == "funnels":
+        return _funnels(args)
 
     settings = load_settings()
     end = datetime.combine(args.interval_end, datetime.min.time())
@@ -94,6 +103,26 @@ def _segments(args: argparse.Namespace) -> int:
                 print("  " + ", ".join(f"{c}={v}" for c, v in zip(result.columns, row, strict=True)))
         return 0
     except segments.SegmentDefinitionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _funnels(args: argparse.Namespace) -> int:
+    from loaders import funnels
+
+    try:
+        found = funnels.load_funnels(args.project)
+        if args.action == "check":
+            print(f"{len(found)} funnels valid: {', '.join(f.name for f in found)}")
+            if stale := funnels.out_of_date(args.project, funnels=found):
+                print("generated model out of date, run `python -m loaders funnels build`:", file=sys.stderr)
+                print("\n".join(f"  {p}" for p in stale), file=sys.stderr)
+                return 1
+            return 0
+        changed = funnels.build(args.project)
+        print("\n".join(f"wrote {p}" for p in changed) or "generated model already up to date")
+        return 0
+    except funnels.FunnelDefinitionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
