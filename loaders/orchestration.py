@@ -158,10 +158,16 @@ def quality_gate(*, announce: Asset | None = None):
     def quality_gate(interval: dict[str, str], outlet_events=None) -> dict:
         """Great Expectations suites; the verdict goes to quality_gate_log, a failure fails the task (and
         with it every sender after it). The asset event is emitted only when the gate passed."""
-        from expectations.gate import enforce_gate
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from expectations.gate import QualityGateFailed, enforce_gate
 
         start, end = _interval(interval)
-        result = enforce_gate(load_settings(), start, end)
+        try:
+            result = enforce_gate(load_settings(), start, end)
+        except QualityGateFailed as failed:
+            # bad data stays bad: fail at once instead of retrying (a crash of the gate itself still retries)
+            raise AirflowFailException(str(failed)) from failed
         if announce:
             _announce(outlet_events, announce, interval)
         return {"checked": result.checked, "suites": len(result.suites), "skipped": result.skipped}
