@@ -349,15 +349,15 @@ def _describe(suite: str, outcome) -> str:
     target = kwargs.pop("column", None) or kwargs.pop("column_list", None)
     result = outcome.result or {}
     if "observed_value" in result:
-        observed = f"observed {result['observed_value']!r}"
+        observed = f"observed {result['observed_value']}"
     elif "unexpected_count" in result:
-        sample = (result.get("partial_unexpected_list") or [])[:3]
-        observed = f"observed {result['unexpected_count']} unexpected" + (f", e.g. {sample!r}" if sample else "")
+        sample = ", ".join(str(v) for v in (result.get("partial_unexpected_list") or [])[:3])
+        observed = f"observed {result['unexpected_count']} unexpected" + (f", e.g. {sample}" if sample else "")
     else:  # GX could not compute the metric: say why instead of a blank
         info = outcome.exception_info or {}
         observed = f"not computed: {info.get('exception_message') or info}"
-    bounds = {k: str(v) for k, v in kwargs.items() if v is not None}
-    return f"{suite}{'.' + str(target) if target else ''}: {config.type} {bounds} ({observed})"
+    bounds = ", ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None)
+    return f"{suite}{'.' + str(target) if target else ''}: {config.type}{f'({bounds})' if bounds else ''} ({observed})"
 
 
 def _data_docs_context(docs_dir: Path | None):

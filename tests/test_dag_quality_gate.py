@@ -99,7 +99,7 @@ def test_a_bad_batch_fails_the_gate_and_no_sender_runs(bad_batch_run):
     assert list(verdict) == ["raw_batch_files"]
     (failure,) = json.loads(verdict["raw_batch_files"])
     assert failure == (
-        "raw_batch_files.quarantined_pct: expect_column_values_to_be_between {'min_value': '0', 'max_value': '5.0'}"
-        " (observed 1 unexpected, e.g. [90.0])"
+        "raw_batch_files.quarantined_pct: expect_column_values_to_be_between(min_value=0.0, max_value=5.0)"
+        " (observed 1 unexpected, e.g. 90.0)"
     )
     assert (Path(env["REKINDLE_OUT"]) / "docs" / "gx" / "index.html").is_file()
