@@ -39,7 +39,7 @@ def airflow_json(env: dict[str, str], *args: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def bad_batch_run(tmp_path_factory, small_landing) -> dict[str, str]:
+def bad_batch_run(tmp_path_factory, small_landing) -> tuple[dict[str, str], str]:
     """rekindle_daily for 2026-10-31 on the small landing zone plus one file that is 90% garbage."""
     landing = tmp_path_factory.mktemp("bad_landing") / "landing"
     shutil.copytree(small_landing, landing)
@@ -61,8 +61,7 @@ def bad_batch_run(tmp_path_factory, small_landing) -> dict[str, str]:
     }
     airflow(env, "db", "migrate")
     airflow(env, "pools", "set", "rekindle_warehouse", "1", "DuckDB allows one writing process")
-    env["LOG"] = airflow(env, "dags", "test", "rekindle_daily", "2026-11-01", check=False)
-    return env
+    return env, airflow(env, "dags", "test", "rekindle_daily", "2026-11-01", check=False)
 
 
 def task_states(env: dict[str, str]) -> dict[str, str]:
@@ -73,7 +72,7 @@ def task_states(env: dict[str, str]) -> dict[str, str]:
 
 
 def test_a_bad_batch_fails_the_gate_and_no_sender_runs(bad_batch_run):
-    env = bad_batch_run
+    env, log = bad_batch_run
     states = task_states(env)
     assert states == {
         "data_interval": "success",
@@ -84,9 +83,9 @@ def test_a_bad_batch_fails_the_gate_and_no_sender_runs(bad_batch_run):
         "quality_gate": "failed",
         "export_audiences": "upstream_failed",
         "send_report": "success",  # all_done: the day is reported, and the report can read the verdict
-    }, env["LOG"][-3000:]
+    }, log[-3000:]
     # failed at the first try: retrying cannot fix bad data
-    assert "up_for_retry" not in env["LOG"]
+    assert "up_for_retry" not in log
     assert not (Path(env["REKINDLE_OUT"]) / "exports").exists()  # nothing left for a destination
 
     with duckdb.connect(env["REKINDLE_WAREHOUSE"], read_only=True) as con:
