@@ -77,6 +77,9 @@ def airflow_environment(home: Path, api_port: int, extra: dict[str, str]) -> dic
             # at a time anyway.
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            # The workers' calls to the Execution API time out after 5 s by default, which a 2-core machine
+            # running the api-server, the scheduler and dbt at once exceeds (httpcore.ReadTimeout, a failed try).
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             # 8793/8794 may be held by another Airflow on this machine (the scheduler's and the triggerer's
             # log servers): take free ones so parallel runs do not collide. These two listen on every
             # interface whatever the settings say (serve_logs binds host ""); only the API is on loopback.
@@ -467,7 +470,7 @@ def test_asset_events_chain_transform_activate_and_reports(airflow_scheduling_as
     def summary() -> str:
         return "; ".join(f"{d}: {[r['state'] for r in runs(d)]}" for d in STAGE_DAGS)
 
-    finished = wait_for("the three stage DAGs to finish", all_finished, RUN_TIMEOUT, api.services, detail=summary)
+    finished = wait_for("the three stage DAGs to finish", all_finished, 2 * RUN_TIMEOUT, api.services, detail=summary)
     assert all(len(rs) == 1 and rs[0]["state"] == "success" for rs in finished.values()), summary()
 
     # every stage DAG worked on the interval the event carried, not on the time it was triggered
