@@ -35,6 +35,7 @@ VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 DAG_ID = "rekindle_daily"
 TASKS = {
+    "data_interval",
     "load_landing",
     "dbt_build_orders",
     "predict_clv",
