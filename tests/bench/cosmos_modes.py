@@ -65,12 +65,12 @@ bench_per_model()
 '''
 
 
-def run(command: list[str], env: dict[str, str], log: Path) -> float:
+def run(command: list[str], env: dict[str, str], log: Path, check: bool = True) -> float:
     started = time.monotonic()
     with log.open("w") as handle:
         done = subprocess.run(command, env=env, cwd=PROJECT, stdout=handle, stderr=subprocess.STDOUT, check=False)
     seconds = time.monotonic() - started
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}); see {log}")
     return seconds
 
@@ -112,13 +112,15 @@ def main() -> int:
         shutil.copy(work / "loaded.duckdb", warehouse)
         run_env = {**env, "REKINDLE_WAREHOUSE": str(warehouse)}
         seconds[dag_id] = run([str(BIN / "airflow"), "dags", "test", dag_id, interval_end.isoformat()], run_env,
-                              work / f"{dag_id}.log")  # fmt: skip
+                              work / f"{dag_id}.log", check=False)  # fmt: skip
         if "state=success" not in (work / f"{dag_id}.log").read_text():
-            sys.exit(f"{dag_id} did not succeed; see {work / f'{dag_id}.log'}")
-    tasks = (work / "bench_per_model.log").read_text().count("Marking task as SUCCESS")
+            # timed all the same: the per-model group can fail where one build does not (a test with two
+            # parents scheduled after the first); the report says so instead of hiding the run
+            print(f"{dag_id} did not succeed; see {work / f'{dag_id}.log'}")
+    tasks = (work / "bench_per_model.log").read_text().count("Running command:")
     print(f"{args.users} users x {args.days} days; dbt parse (the manifest): {parse_seconds:.1f} s")
     print(f"one dbt build task:     {seconds['bench_single_build']:.1f} s")
-    print(f"cosmos per-model tasks: {seconds['bench_per_model']:.1f} s ({tasks or 'n/a'} tasks)")
+    print(f"cosmos per-model tasks: {seconds['bench_per_model']:.1f} s ({tasks} dbt invocations)")
     print(f"per-model / single build: {seconds['bench_per_model'] / seconds['bench_single_build']:.2f}x")
     return 0
 
