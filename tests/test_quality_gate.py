@@ -167,3 +167,40 @@ def test_a_bad_setting_is_named(warehouse_copy, tmp_path, monkeypatch):
     monkeypatch.setenv("REKINDLE_GATE_MAX_ROW_DROP_PCT", "a lot")
     with pytest.raises(ValueError, match="REKINDLE_GATE_MAX_ROW_DROP_PCT must be a number"):
         run_gate(settings_for(warehouse_copy, tmp_path / "out"), DAY_START, datetime(2026, 11, 1))
+
+
+def test_the_gate_runs_the_same_on_postgres(built_warehouse, small_landing, tmp_path, monkeypatch):
+    """Same landing zone, same build, on the Postgres server: the same suites with the same row counts."""
+    import psycopg2
+
+    from loaders.warehouse import open_warehouse
+    from tests.conftest import pg_params, run_dbt, throwaway_pg_database
+
+    with throwaway_pg_database("rekindle_gate") as database:
+        monkeypatch.setenv("REKINDLE_PG_DATABASE", database)
+        monkeypatch.setenv("REKINDLE_PG_SCHEMA", "rekindle")
+        warehouse = open_warehouse("postgres", tmp_path / "unused.duckdb")
+        try:
+            load_landing(str(small_landing), warehouse, (DAY_START, SMALL_AS_OF))
+        finally:
+            warehouse.close()
+        run_dbt(None, "build", "--target", "postgres", tmp=tmp_path, env={"REKINDLE_TARGET": "postgres"})
+        settings = Settings(landing=str(small_landing), warehouse=tmp_path / "unused.duckdb", target="postgres",
+                            out=tmp_path / "out")  # fmt: skip
+        on_postgres = run_gate(settings, DAY_START, SMALL_AS_OF)
+        assert run_gate(settings, DAY_START, SMALL_AS_OF).passed  # a rerun replaces the interval's rows
+        with psycopg2.connect(**pg_params(database)) as con, con.cursor() as cursor:
+            cursor.execute("select suite, success, row_count from rekindle.quality_gate_log order by suite")
+            logged = cursor.fetchall()
+    on_duckdb = run_gate(
+        settings_for(_copy(built_warehouse, tmp_path), tmp_path / "out-duckdb"), DAY_START, SMALL_AS_OF
+    )
+    assert on_postgres.passed, on_postgres.failures
+    assert [(s.suite, s.row_count) for s in on_postgres.suites] == [(s.suite, s.row_count) for s in on_duckdb.suites]
+    assert logged == sorted((s.suite, True, s.row_count) for s in on_postgres.suites)
+
+
+def _copy(warehouse: Path, folder: Path) -> Path:
+    copy = folder / "duckdb-copy.duckdb"
+    shutil.copy(warehouse, copy)
+    return copy
