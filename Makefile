@@ -39,7 +39,7 @@ help:
 	@echo "make demo   build the environment, generate sample data, run rekindle_daily through Airflow"
 	@echo "make test   build the environment and run the whole test suite"
 	@echo "make lint   ruff and sqlfluff"
-	@echo "make docs   dbt docs as a static site in $(REKINDLE_OUT)/docs/dbt"
+	@echo "make docs   dbt docs as a static site in $(REKINDLE_OUT)/docs/dbt (GX Data Docs: $(REKINDLE_OUT)/docs/gx)"
 	@echo "make bench  time each stage on generated data (BENCH_USERS=$(BENCH_USERS) BENCH_DAYS=$(BENCH_DAYS))"
 	@echo "make clean  remove everything generated (environment included)"
 
@@ -92,6 +92,9 @@ docs: $(STAMP)
 	@mkdir -p $(REKINDLE_OUT)/docs/dbt
 	cp target/static_index.html $(REKINDLE_OUT)/docs/dbt/index.html
 	@echo "dbt docs: $(abspath $(REKINDLE_OUT))/docs/dbt/index.html"
+	@# The quality gate writes its Great Expectations Data Docs on every run, next to the dbt docs.
+	@if [ -f $(REKINDLE_OUT)/docs/gx/index.html ]; then echo "GX Data Docs: $(abspath $(REKINDLE_OUT))/docs/gx/index.html"; \
+		else echo "GX Data Docs: written to $(abspath $(REKINDLE_OUT))/docs/gx/ by the quality gate (make demo)"; fi
 
 bench: airflow-init
 	$(PY) tests/bench/run_bench.py --users $(BENCH_USERS) --days $(BENCH_DAYS)

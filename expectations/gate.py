@@ -1,114 +1,486 @@
 """The data-quality gate between the marts and anything that leaves the warehouse.
 
-Great Expectations' SQL engine cannot run through duckdb-engine (it closes its connection before
-fetching; DESIGN.md), so each checked table is read with DuckDB into pandas and validated with GX's
-pandas data source, which computes real observed values. The suites here are the skeleton's; issue
-#9 widens them (raw batches, attribution, audience payloads, row-count bounds, freshness).
+Each suite is a query (one DataFrame) and its Great Expectations expectations. GX's SQL engine cannot
+fetch through duckdb-engine (it closes its connection before fetching; DESIGN.md), so the gate reads each
+checked relation itself — with DuckDB's own client on the DuckDB target, through SQLAlchemy on Postgres —
+and validates the frame with GX's pandas data source, which computes real observed values.
+
+What a run leaves behind:
+- `quality_gate_log`: one row per suite for the data interval (`interval_end`, `suite`, `success`,
+  `failed_expectations` as a JSON list of short strings, `checked_at`, and `row_count`, the rows the suite
+  validated, from which the next interval's row-count bounds are taken). A rerun replaces the interval's
+  rows. The report emails read it to flag (or hold back) a report built on data that failed.
+- GX Data Docs, static HTML under `REKINDLE_OUT/docs/gx` (next to the dbt docs in `REKINDLE_OUT/docs/dbt`).
+
+Tuning (environment variables, read when the gate runs):
+- `REKINDLE_GATE_MAX_QUARANTINE_PCT` (5): a file of the batch with more of its records quarantined fails.
+- `REKINDLE_GATE_MAX_ROW_DROP_PCT` (20): `dim_users` and `fct_events` may not shrink by more than this
+  against the previous interval's gate run.
+- `REKINDLE_GATE_FRESHNESS_HOURS` (48): the newest event in `fct_events` must be at most this old at the
+  interval end; 0 turns the check off (replaying an old export such as CDNOW in today's intervals).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import duckdb
+from loaders.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class GateResult:
-    failures: list[str] = field(default_factory=list)
-    checked: int = 0
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
+LOG_TABLE = "quality_gate_log"
+# The suite whose table is built by another workstream and checked only once it exists.
+OPTIONAL_SUITES = {"fct_campaign_attribution"}
+ATTRIBUTION_COLUMNS = ("conversion_event_id", "campaign_id", "user_id", "attribution_kind", "credit")
 
 
 class QualityGateFailed(RuntimeError):
     pass
 
 
-def _emailed_segments() -> list[str]:
-    """Segments whose members' email addresses leave the warehouse (an audience sends the email field)."""
+@dataclass(frozen=True)
+class GateOptions:
+    max_quarantine_pct: float = 5.0
+    max_row_drop_pct: float = 20.0
+    freshness_hours: float = 48.0
+
+    @classmethod
+    def from_env(cls) -> GateOptions:
+        def number(name: str, default: float) -> float:
+            value = os.environ.get(name, str(default))
+            try:
+                parsed = float(value)
+            except ValueError:
+                parsed = -1.0
+            if parsed < 0 or math.isnan(parsed):
+                raise ValueError(f"{name} must be a number, 0 or more; got {value!r}")
+            return parsed
+
+        return cls(
+            max_quarantine_pct=number("REKINDLE_GATE_MAX_QUARANTINE_PCT", cls.max_quarantine_pct),
+            max_row_drop_pct=number("REKINDLE_GATE_MAX_ROW_DROP_PCT", cls.max_row_drop_pct),
+            freshness_hours=number("REKINDLE_GATE_FRESHNESS_HOURS", cls.freshness_hours),
+        )
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    success: bool
+    failed_expectations: list[str]
+    row_count: int
+    checked: int
+
+
+@dataclass
+class GateResult:
+    interval_end: datetime
+    suites: list[SuiteOutcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f for s in self.suites for f in s.failed_expectations]
+
+    @property
+    def checked(self) -> int:
+        return sum(s.checked for s in self.suites)
+
+    @property
+    def passed(self) -> bool:
+        return all(s.success for s in self.suites)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A relation to read (`query`, with `:name` parameters) and what must hold of it."""
+
+    name: str
+    query: str
+    expectations: Callable[[], list]  # built lazily: importing GX takes seconds
+    parameters: dict[str, Any] = field(default_factory=dict)
+    # The figure kept in quality_gate_log.row_count: this one-row column, else the rows of the frame.
+    count_column: str | None = None
+
+
+class Warehouse:
+    """Read and write the warehouse of the settings' target; `{marts}` and `{raw}` in SQL name its schemas."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.target = settings.target
+        if self.target == "duckdb":
+            import duckdb
+
+            self._duck = duckdb.connect(str(settings.warehouse))
+            self.schemas = {"marts": "main", "raw": "raw"}
+        elif self.target == "postgres":
+            import sqlalchemy as sa
+
+            from loaders.clv import warehouse_url
+
+            url, schema = warehouse_url(settings)
+            self._engine = sa.create_engine(url)
+            self.schemas = {"marts": schema, "raw": f"{schema}_raw"}
+        else:
+            raise ValueError(f"REKINDLE_TARGET={self.target!r}: the quality gate runs on 'duckdb' or 'postgres'")
+
+    def _sql(self, statement: str) -> str:
+        return statement.format(**self.schemas)
+
+    def frame(self, query: str, parameters: dict[str, Any] | None = None):
+        query, parameters = self._sql(query), parameters or {}
+        if self.target == "duckdb":
+            # DuckDB's named parameters are $name; (?<!:) leaves `::` casts alone.
+            return self._duck.execute(re.sub(r"(?<!:):(\w+)", r"$\1", query), parameters).df()
+        import pandas as pd
+        import sqlalchemy as sa
+
+        with self._engine.connect() as con:
+            return pd.read_sql(sa.text(query), con, params=parameters)
+
+    def execute(self, statement: str, parameters: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
+        statement = self._sql(statement)
+        rows = parameters if isinstance(parameters, list) else [parameters or {}]
+        if self.target == "duckdb":
+            statement = re.sub(r"(?<!:):(\w+)", r"$\1", statement)
+            for row in rows:
+                self._duck.execute(statement, row)
+            return
+        import sqlalchemy as sa
+
+        with self._engine.begin() as con:
+            con.execute(sa.text(statement), rows)
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        """The columns of a table or view, [] when it does not exist."""
+        found = self.frame(
+            "select column_name from information_schema.columns"
+            " where table_schema = :schema and table_name = :table order by ordinal_position",
+            {"schema": self.schemas[schema], "table": table},
+        )
+        return list(found["column_name"])
+
+    def close(self) -> None:
+        if self.target == "duckdb":
+            self._duck.close()
+        else:
+            self._engine.dispose()
+
+
+def ensure_log_table(warehouse: Warehouse) -> None:
+    warehouse.execute(
+        f"create table if not exists {{marts}}.{LOG_TABLE} ("
+        " interval_end timestamp not null, suite varchar(200) not null, success boolean not null,"
+        " failed_expectations varchar not null, checked_at timestamp not null, row_count bigint not null)"
+    )
+
+
+def previous_row_counts(warehouse: Warehouse, interval_end: datetime) -> dict[str, int]:
+    """Row counts of each suite at the latest gate run of an earlier interval (the bounds' reference)."""
+    counts = warehouse.frame(
+        f"select suite, row_count from {{marts}}.{LOG_TABLE} where interval_end = ("
+        f" select max(interval_end) from {{marts}}.{LOG_TABLE} where interval_end < :interval_end)",
+        {"interval_end": interval_end},
+    )
+    return dict(zip(counts["suite"], counts["row_count"].astype(int), strict=True))
+
+
+def _row_count_floor(previous: int | None, options: GateOptions) -> int:
+    """At least one row, and no drop beyond max_row_drop_pct of the previous interval's count."""
+    if previous is None:
+        return 1
+    return max(1, math.ceil(previous * (1 - options.max_row_drop_pct / 100)))
+
+
+def _emailed_audiences() -> list[tuple[str, str]]:
+    """(audience, segment) of every audience whose rows carry an email address out of the warehouse."""
     from senders.audiences import load_audiences
 
-    return sorted({a.segment for a in load_audiences() if "email" in a.fields})
+    return sorted((a.name, a.segment) for a in load_audiences() if "email" in a.fields)
 
 
-def _suites():
-    """(query, parameters, expectations) per table; built lazily because importing GX takes seconds."""
+def suites(
+    interval_start: datetime,
+    interval_end: datetime,
+    previous: dict[str, int],
+    options: GateOptions,
+) -> list[Suite]:
     import great_expectations.expectations as gxe
 
-    emailed = _emailed_segments()
-    return {
-        "dim_users": (
-            "select user_id, email, can_email from main.dim_users",
-            [],
-            [
+    from loaders.settings import LoadOptions
+
+    load_options = LoadOptions.from_env()
+    batch = {"interval_start": interval_start, "interval_end": interval_end}
+    # The batch of the interval: the files whose load the manifest attributes to it (a rerun that skips
+    # already-loaded files still finds them; loaded_at is the wall clock and says nothing about intervals).
+    batch_files = (
+        "select source_file from {marts}.load_manifest where interval_start >= :interval_start"
+        " and interval_end <= :interval_end"
+    )
+    audiences = _emailed_audiences()
+    audience_rows = " union all ".join(
+        f"select '{name}' as audience, m.user_id, m.email, u.can_email"
+        f" from {{marts}}.segment_members m left join {{marts}}.dim_users u on u.user_id = m.user_id"
+        f" where m.segment_name = :segment_{i}"
+        for i, (name, _) in enumerate(audiences)
+    )
+    freshness = (
+        [gxe.ExpectColumnMaxToBeBetween(column="latest_event_at",
+                                        min_value=interval_end - timedelta(hours=options.freshness_hours))]
+        if options.freshness_hours else []
+    )  # fmt: skip
+    return [
+        Suite(
+            "raw_events_batch",
+            "select e.event_key, e.event_name, e.event_ts from {raw}.events e"
+            f" where e.source_file in ({batch_files})",
+            lambda: [
+                gxe.ExpectColumnValuesToNotBeNull(column="event_key"),
+                gxe.ExpectColumnValuesToBeUnique(column="event_key"),
+                gxe.ExpectColumnValuesToNotBeNull(column="event_name"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="event_ts",
+                    min_value=load_options.earliest_ts,
+                    max_value=interval_end + load_options.future_tolerance,
+                ),
+            ],
+            batch,
+        ),
+        Suite(
+            "raw_batch_files",
+            # Every record of a file is loaded, a duplicate or quarantined (unaccounted = 0), and a file
+            # that is mostly broken stops the run before its remainder reaches a customer.
+            "select source_file, input_records - loaded_events - loaded_profiles - duplicates - quarantined"
+            " as unaccounted_records, 100.0 * quarantined / nullif(input_records, 0) as quarantined_pct"
+            " from {marts}.load_manifest where interval_start >= :interval_start and interval_end <= :interval_end",
+            lambda: [
+                gxe.ExpectColumnValuesToBeUnique(column="source_file"),
+                gxe.ExpectColumnValuesToBeBetween(column="unaccounted_records", min_value=0, max_value=0),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="quarantined_pct", min_value=0, max_value=options.max_quarantine_pct
+                ),
+            ],
+            batch,
+        ),
+        Suite(
+            "fct_events",
+            "select max(event_at) as latest_event_at, count(*) as events from {marts}.fct_events",
+            lambda: [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="events", min_value=_row_count_floor(previous.get("fct_events"), options)
+                ),
+                *freshness,
+            ],
+            count_column="events",
+        ),
+        Suite(
+            "dim_users",
+            "select user_id, order_count, revenue, r_score, f_score, m_score, clv_p_alive,"
+            " case when can_email and email is null then 1 else 0 end as emailable_without_address"
+            " from {marts}.dim_users",
+            lambda: [
                 gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
                 gxe.ExpectColumnValuesToBeUnique(column="user_id"),
-                gxe.ExpectTableRowCountToBeBetween(min_value=1),
+                gxe.ExpectTableRowCountToBeBetween(min_value=_row_count_floor(previous.get("dim_users"), options)),
+                gxe.ExpectColumnValuesToBeBetween(column="order_count", min_value=0),
+                gxe.ExpectColumnValuesToBeBetween(column="revenue", min_value=0),
+                *[
+                    gxe.ExpectColumnValuesToBeBetween(column=c, min_value=1, max_value=5)
+                    for c in ("r_score", "f_score", "m_score")
+                ],
+                gxe.ExpectColumnValuesToBeBetween(column="clv_p_alive", min_value=0, max_value=1),
+                # an address is needed to email anyone: consent without one is a modelling bug
+                gxe.ExpectColumnValuesToBeBetween(column="emailable_without_address", min_value=0, max_value=0),
             ],
         ),
-        "segment_members": (
-            # Consent is re-checked at the gate: a member whose email an audience sends must be emailable.
-            "select m.segment_name, m.user_id, m.email, u.can_email"
-            " from main.segment_members m left join main.dim_users u using (user_id)"
-            f" where m.segment_name in ({', '.join('?' * len(emailed)) or 'null'})",
-            emailed,
-            [
+        Suite(
+            "segment_members",
+            "select segment_name, user_id, evaluated_at from {marts}.segment_members",
+            lambda: [
                 gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=["segment_name", "user_id"]),
+                # every member was evaluated as of this interval's end, none left from another day
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="evaluated_at", min_value=interval_end, max_value=interval_end
+                ),
+            ],
+        ),
+        Suite(
+            "fct_campaign_attribution",
+            # one row per conversion: its rows' credit must add up to the whole conversion
+            "select conversion_event_id, count(*) as attributed_rows, sum(credit) as credit,"
+            " sum(case when campaign_id is null or user_id is null then 1 else 0 end) as rows_without_key,"
+            " sum(case when attribution_kind in ('converted', 'influenced') then 0 else 1 end) as rows_of_unknown_kind"
+            " from {marts}.fct_campaign_attribution group by conversion_event_id",
+            lambda: [
+                gxe.ExpectColumnValuesToNotBeNull(column="conversion_event_id"),
+                gxe.ExpectColumnValuesToBeBetween(column="credit", min_value=0.999999, max_value=1.000001),
+                gxe.ExpectColumnValuesToBeBetween(column="rows_without_key", min_value=0, max_value=0),
+                gxe.ExpectColumnValuesToBeBetween(column="rows_of_unknown_kind", min_value=0, max_value=0),
+            ],
+        ),
+        Suite(
+            "audience_payloads",
+            # the rows that would leave for each audience sending email: every one must have consent
+            audience_rows or "select null as audience, null as user_id, null as email, null as can_email where 1 = 0",
+            lambda: [
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=["audience", "user_id"]),
                 gxe.ExpectColumnValuesToNotBeNull(column="email"),
                 gxe.ExpectColumnValuesToBeInSet(column="can_email", value_set=[True]),
-                gxe.ExpectCompoundColumnsToBeUnique(column_list=["segment_name", "user_id"]),
             ],
+            {f"segment_{i}": segment for i, (_, segment) in enumerate(audiences)},
         ),
-    }
+    ]
 
 
-def run_gate(warehouse: Path) -> GateResult:
-    """Validate every suite; a failure names the table, the expectation and what was observed."""
+def _describe(suite: str, outcome) -> str:
+    """`table.column: expectation (observed …)` — short enough for a log line and the report email."""
+    config = outcome.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in {"batch_id", "result_format"}}
+    target = kwargs.pop("column", None) or kwargs.pop("column_list", None)
+    result = outcome.result or {}
+    if "observed_value" in result:
+        observed = f"observed {result['observed_value']}"
+    elif "unexpected_count" in result:
+        sample = ", ".join(str(v) for v in (result.get("partial_unexpected_list") or [])[:3])
+        observed = f"observed {result['unexpected_count']} unexpected" + (f", e.g. {sample}" if sample else "")
+    else:  # GX could not compute the metric: say why instead of a blank
+        info = outcome.exception_info or {}
+        observed = f"not computed: {info.get('exception_message') or info}"
+    bounds = ", ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None)
+    return f"{suite}{'.' + str(target) if target else ''}: {config.type}{f'({bounds})' if bounds else ''} ({observed})"
+
+
+def _data_docs_context(docs_dir: Path | None):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not terminals
+    for site in list(context.variables.data_docs_sites or {}):
+        context.delete_data_docs_site(site)  # the default site is a temporary folder nobody reads
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            "rekindle",
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """Airflow hands aware datetimes; the warehouse stores naive UTC timestamps."""
+    from datetime import UTC
+
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def run_gate(
+    settings: Settings,
+    data_interval_start: datetime,
+    data_interval_end: datetime,
+    *,
+    docs_dir: Path | None = None,
+    options: GateOptions | None = None,
+) -> GateResult:
+    """Validate every suite for the interval, record the outcome in quality_gate_log and the Data Docs.
+
+    `docs_dir` defaults to `REKINDLE_OUT/docs/gx`. Raises nothing for failed expectations (see
+    `enforce_gate`); a suite whose relation cannot be read is a failed suite with the error, not a crash.
+    """
+    import great_expectations as gx
+
+    start, end = _naive_utc(data_interval_start), _naive_utc(data_interval_end)
+    options = options or GateOptions.from_env()
+    docs_dir = docs_dir if docs_dir is not None else settings.out / "docs" / "gx"
+    context = _data_docs_context(docs_dir)
     source = context.data_sources.add_pandas("rekindle_warehouse")
-    result = GateResult()
-    con = duckdb.connect(str(warehouse), read_only=True)
+    result = GateResult(interval_end=end)
+    warehouse = Warehouse(settings)
     try:
-        for table, (query, parameters, expectations) in _suites().items():
-            frame = con.execute(query, parameters).df()
-            batch = (
-                source.add_dataframe_asset(table)
-                .add_batch_definition_whole_dataframe(table)
-                .get_batch(batch_parameters={"dataframe": frame})
+        ensure_log_table(warehouse)
+        previous = previous_row_counts(warehouse, end)
+        for suite in suites(start, end, previous, options):
+            if suite.name in OPTIONAL_SUITES:
+                present = warehouse.columns("marts", suite.name)
+                if not present:
+                    log.warning("quality gate: %s does not exist in the warehouse; suite skipped", suite.name)
+                    result.skipped.append(suite.name)
+                    continue
+                missing = [c for c in ATTRIBUTION_COLUMNS if c not in present]
+                if missing:
+                    result.suites.append(SuiteOutcome(suite.name, False, [
+                        f"{suite.name}: lacks column(s) {', '.join(missing)} that the gate's suite checks"
+                        " (expectations/gate.py)"], 0, 0))  # fmt: skip
+                    continue
+            try:
+                frame = warehouse.frame(suite.query, suite.parameters)
+            except Exception as exc:  # a relation the gate cannot read fails that suite, with the reason
+                result.suites.append(SuiteOutcome(suite.name, False, [f"{suite.name}: cannot be read: {exc}"], 0, 0))
+                continue
+            expectations = suite.expectations()
+            batch_definition = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe(suite.name)
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=suite.name,
+                    data=batch_definition,
+                    suite=context.suites.add(gx.ExpectationSuite(name=suite.name, expectations=expectations)),
+                )
             )
-            for expectation in expectations:
-                outcome = batch.validate(expectation)
-                result.checked += 1
-                if not outcome.success:
-                    observed = outcome.result.get("observed_value", outcome.result.get("unexpected_count"))
-                    sample = outcome.result.get("partial_unexpected_list")
-                    result.failures.append(
-                        f"{table}: {expectation.expectation_type} {expectation.configuration.kwargs}"
-                        f" failed (observed {observed!r}{', e.g. ' + repr(sample[:5]) if sample else ''})"
-                    )
+            validation = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+            failed = [_describe(suite.name, r) for r in validation.results if not r.success]
+            rows = int(frame[suite.count_column].iloc[0]) if suite.count_column and len(frame) else len(frame)
+            result.suites.append(SuiteOutcome(suite.name, not failed, failed, rows, len(expectations)))
+        checked_at = datetime.now()
+        # One row per suite per interval: a rerun of the interval replaces what the last run recorded.
+        warehouse.execute(
+            f"delete from {{marts}}.{LOG_TABLE} where interval_end = :interval_end", {"interval_end": end}
+        )
+        warehouse.execute(
+            f"insert into {{marts}}.{LOG_TABLE} (interval_end, suite, success, failed_expectations, checked_at,"
+            " row_count) values (:interval_end, :suite, :success, :failed, :checked_at, :row_count)",
+            [
+                {
+                    "interval_end": end,
+                    "suite": s.suite,
+                    "success": s.success,
+                    "failed": json.dumps(s.failed_expectations),
+                    "checked_at": checked_at,
+                    "row_count": s.row_count,
+                }
+                for s in result.suites
+            ],
+        )
     finally:
-        con.close()
+        warehouse.close()
+    if docs_dir is not None:
+        context.build_data_docs()
     for failure in result.failures:
         log.error("quality gate: %s", failure)
     return result
 
 
-def enforce_gate(warehouse: Path) -> GateResult:
-    """Run the gate and raise (stopping downstream senders) when any expectation fails."""
-    result = run_gate(warehouse)
+def enforce_gate(
+    settings: Settings, data_interval_start: datetime, data_interval_end: datetime, **kwargs: Any
+) -> GateResult:
+    """Run the gate and raise (stopping the senders after it) when any expectation failed."""
+    result = run_gate(settings, data_interval_start, data_interval_end, **kwargs)
     if not result.passed:
         raise QualityGateFailed(
-            f"{len(result.failures)} of {result.checked} expectations failed: " + "; ".join(result.failures)
+            f"{len(result.failures)} of {result.checked} expectations failed"
+            f" (quality_gate_log, interval_end {result.interval_end.isoformat()}): " + "; ".join(result.failures)
         )
     return result

@@ -78,6 +78,9 @@ def airflow_environment(home: Path, api_port: int, extra: dict[str, str]) -> dic
             # at a time anyway.
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            # The workers' calls to the Execution API time out after 5 s by default, which a 2-core machine
+            # running the api-server, the scheduler and dbt at once exceeds (httpcore.ReadTimeout, a failed try).
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             # 8793/8794 may be held by another Airflow on this machine (the scheduler's and the triggerer's
             # log servers): take free ones so parallel runs do not collide. These two listen on every
             # interface whatever the settings say (serve_logs binds host ""); only the API is on loopback.
@@ -216,8 +219,8 @@ class Api:
         except httpx.TransportError:
             return None
 
-    def task_log(self, run_id: str, task_id: str, try_number: int) -> str:
-        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
+    def task_log(self, run_id: str, task_id: str, try_number: int, dag_id: str = DAG_ID) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}"
         response = self.client.get(path, params={"full_content": True}, headers={"Accept": "application/json"})
         if response.status_code != 200:
             return f"(log unavailable: {response.status_code} {response.text[:500]})"
@@ -272,8 +275,8 @@ def run_cli(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-5000:]}"
 
 
-@pytest.fixture
-def airflow_services(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, str]]]:
+@contextlib.contextmanager
+def running_airflow(tmp_path: Path, landing: Path, extra: dict[str, str]) -> Iterator[tuple[Api, dict[str, str]]]:
     out = tmp_path / "out"
     out.mkdir()
     port = free_port()
@@ -281,14 +284,11 @@ def airflow_services(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, s
         tmp_path / "airflow",
         port,
         {
-            "REKINDLE_LANDING": str(small_landing),
+            "REKINDLE_LANDING": str(landing),
             "REKINDLE_WAREHOUSE": str(out / "rekindle.duckdb"),
             "REKINDLE_OUT": str(out),
             "REKINDLE_TARGET": "duckdb",
-            # Only the run this test triggers: unpausing must not also start today's scheduled run
-            # (catchup=False still creates the latest interval), which would queue beside ours and
-            # write the same warehouse while the test reads it.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            **extra,
         },
     )
     run_cli(env, "db", "migrate")
@@ -302,6 +302,23 @@ def airflow_services(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, s
         api.client.close()
         survivors = services.stop()
         assert not survivors, f"processes survived stopping Airflow: {survivors}"
+
+
+@pytest.fixture
+def airflow_services(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, str]]]:
+    # Only the run this test triggers: unpausing must not also start today's scheduled run (catchup=False
+    # still creates the latest interval), which would queue beside ours and write the same warehouse while
+    # the test reads it.
+    with running_airflow(tmp_path, small_landing, {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}) as running:
+        yield running
+
+
+@pytest.fixture
+def airflow_scheduling_assets(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, str]]]:
+    """Services whose scheduler creates runs (asset-triggered runs need it); only asset-scheduled DAGs are
+    unpaused by the test, so no cron run starts."""
+    with running_airflow(tmp_path, small_landing, {}) as running:
+        yield running
 
 
 def healthy(api: Api) -> dict | None:
@@ -399,7 +416,7 @@ def test_daily_run_in_real_airflow_services(airflow_services):
     )
     # The scheduler enforced the pool of size 1: no two warehouse tasks ran at the same time (without it,
     # export_audiences and send_report, both downstream of quality_gate, would run side by side).
-    assert all(ti["pool"] == "rekindle_warehouse" for ti in tis.values())
+    assert all(ti["pool"] == "rekindle_warehouse" for t, ti in tis.items() if t != "data_interval")
     spans = sorted((datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]), t)
                    for t, ti in tis.items())  # fmt: skip
     overlaps = [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
@@ -417,3 +434,57 @@ def test_daily_run_in_real_airflow_services(airflow_services):
     report = out / "outbox" / "daily-report-2026-10-31.eml"
     message = email.message_from_bytes(report.read_bytes(), policy=policy.default)
     assert message["Subject"] == "Rekindle daily report for 2026-10-31"
+
+
+STAGE_DAGS = ("rekindle_transform", "rekindle_activate", "rekindle_reports")
+
+
+def test_asset_events_chain_transform_activate_and_reports(airflow_scheduling_assets):
+    """The stage DAGs run on asset events alone, each processing the interval the event carries."""
+    from loaders.load import load_landing
+
+    api, env = airflow_scheduling_assets
+    wait_for("a healthy /api/v2/monitor/health", lambda: healthy(api), STARTUP_TIMEOUT, api.services)
+    for dag_id in STAGE_DAGS:
+        wait_for(f"DAG {dag_id} to be parsed",
+                 lambda d=dag_id: (r := api.try_get(f"/api/v2/dags/{d}")) is not None and r.status_code == 200,
+                 STARTUP_TIMEOUT, api.services, detail=lambda: import_errors(api))  # fmt: skip
+        api.call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    # What rekindle_ingest's load_landing does for the day, then the asset event it would emit.
+    warehouse = Path(env["REKINDLE_WAREHOUSE"])
+    load_landing(env["REKINDLE_LANDING"], warehouse, (datetime(2026, 10, 31), datetime(2026, 11, 1)))
+    (raw,) = api.call("GET", "/api/v2/assets", params={"uri_pattern": "rekindle://warehouse/raw"})["assets"]
+    interval = {"interval_start": "2026-10-31T00:00:00+00:00", "interval_end": "2026-11-01T00:00:00+00:00"}
+    api.call("POST", "/api/v2/assets/events", json={"asset_id": raw["id"], "extra": interval})
+
+    def runs(dag_id: str) -> list[dict]:
+        response = api.try_get(f"/api/v2/dags/{dag_id}/dagRuns")
+        return response.json()["dag_runs"] if response is not None and response.status_code == 200 else []
+
+    def all_finished() -> dict | None:
+        latest = {d: runs(d) for d in STAGE_DAGS}
+        if any(r["state"] == "failed" for rs in latest.values() for r in rs):
+            return latest
+        return latest if all(rs and rs[0]["state"] == "success" for rs in latest.values()) else None
+
+    def summary() -> str:
+        return "; ".join(f"{d}: {[r['state'] for r in runs(d)]}" for d in STAGE_DAGS)
+
+    finished = wait_for("the three stage DAGs to finish", all_finished, 2 * RUN_TIMEOUT, api.services, detail=summary)
+    assert all(len(rs) == 1 and rs[0]["state"] == "success" for rs in finished.values()), summary()
+
+    # every stage DAG worked on the interval the event carried, not on the time it was triggered
+    for dag_id, (run,) in finished.items():
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances"
+        entry = api.call("GET", f"{path}/data_interval/xcomEntries/return_value", params={"deserialize": True})
+        assert entry["value"] == {"start": "2026-10-31T00:00:00+00:00", "end": "2026-11-01T00:00:00+00:00"}, dag_id
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        verdict = con.execute(
+            "select count(*), bool_and(success) from quality_gate_log where interval_end = timestamp '2026-11-01'"
+        ).fetchone()
+        as_of = con.execute("select max(evaluated_at)::varchar from segment_members").fetchone()[0]
+    assert verdict == (6, True) and as_of.startswith("2026-11-01 00:00:00")
+    out = Path(env["REKINDLE_OUT"])
+    assert (out / "exports" / "recent_buyers_csv" / "2026-10-31.csv").is_file()
+    assert (out / "outbox" / "daily-report-2026-10-31.eml").is_file()

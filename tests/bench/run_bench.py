@@ -149,8 +149,9 @@ def stage_dbt(run: Run) -> None:
 
 def stage_gate(run: Run) -> None:
     from expectations.gate import enforce_gate
+    from loaders.settings import load_settings
 
-    enforce_gate(run.warehouse)
+    enforce_gate(load_settings(), *run.interval)
 
 
 def stage_export(run: Run) -> None:
