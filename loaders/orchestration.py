@@ -170,7 +170,7 @@ def quality_gate(*, announce: Asset | None = None):
             raise AirflowFailException(str(failed)) from failed
         if announce:
             _announce(outlet_events, announce, interval)
-        return {"checked": result.checked, "suites": len(result.suites), "skipped": result.skipped}
+        return {"checked": result.checked, "suites": len(result.suites)}
 
     return quality_gate
 
@@ -184,21 +184,22 @@ def publish_gate_verdict(interval: dict[str, str], outlet_events=None) -> None:
 
 @task(pool=WAREHOUSE_POOL)
 def export_audiences(interval: dict[str, str]) -> dict:
-    from senders.audiences import load_audiences
-    from senders.file_export import export_audience
+    """Sync every audience of senders/audiences.yml: only what changed since the last sync, to the consenting,
+    unsuppressed members outside the control groups; raises SyncFailed above an audience's failure threshold."""
+    from senders.sync import sync_audiences
 
-    settings = load_settings()
-    run_date = _interval(interval)[0].date()
-    results = [export_audience(settings.warehouse, a, settings.exports, run_date) for a in load_audiences()]
-    return {r.audience: r.rows for r in results}
+    start, end = _interval(interval)
+    return sync_audiences(load_settings(), start, end)
 
 
 def send_report(*, trigger_rule: str = "all_success"):
     @task(pool=WAREHOUSE_POOL, trigger_rule=trigger_rule)
-    def send_report(interval: dict[str, str]) -> str:
-        from senders.report_email import write_daily_report
+    def send_report(interval: dict[str, str]) -> list[str]:
+        """The report emails whose subscriptions fire in this interval, each once (email_log); a failed or
+        missing quality gate is flagged in the email, or holds it back, as the subscription says."""
+        from senders.report_email import send_due_reports
 
-        settings = load_settings()
-        return str(write_daily_report(settings.warehouse, settings.outbox, _interval(interval)[0].date()))
+        start, end = _interval(interval)
+        return send_due_reports(load_settings(), start, end)
 
     return send_report

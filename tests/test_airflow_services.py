@@ -429,11 +429,11 @@ def test_daily_run_in_real_airflow_services(airflow_services):
         members, as_of = con.execute("select count(*), max(evaluated_at)::varchar from main.segment_members").fetchone()
     assert members > 0
     assert as_of.startswith("2026-11-01 00:00:00"), f"marts evaluated as of {as_of}, not the interval end"
-    export = out / "exports" / "recent_buyers_csv" / "2026-10-31.csv"
-    assert export.is_file() and export.read_text().startswith("user_id"), export
-    report = out / "outbox" / "daily-report-2026-10-31.eml"
+    (export,) = (out / "exports" / "recent_buyers_csv" / "20261101T000000Z").glob("add-*.csv")
+    assert export.read_text().startswith("user_id"), export
+    report = out / "outbox" / "campaigns_daily-2026-10-31.eml"
     message = email.message_from_bytes(report.read_bytes(), policy=policy.default)
-    assert message["Subject"] == "Rekindle daily report for 2026-10-31"
+    assert message["Subject"].startswith("Rekindle campaigns")
 
 
 STAGE_DAGS = ("rekindle_transform", "rekindle_activate", "rekindle_reports")
@@ -484,7 +484,7 @@ def test_asset_events_chain_transform_activate_and_reports(airflow_scheduling_as
             "select count(*), bool_and(success) from quality_gate_log where interval_end = timestamp '2026-11-01'"
         ).fetchone()
         as_of = con.execute("select max(evaluated_at)::varchar from segment_members").fetchone()[0]
-    assert verdict == (6, True) and as_of.startswith("2026-11-01 00:00:00")
+    assert verdict == (7, True) and as_of.startswith("2026-11-01 00:00:00")
     out = Path(env["REKINDLE_OUT"])
-    assert (out / "exports" / "recent_buyers_csv" / "2026-10-31.csv").is_file()
-    assert (out / "outbox" / "daily-report-2026-10-31.eml").is_file()
+    assert list((out / "exports" / "recent_buyers_csv" / "20261101T000000Z").glob("add-*.csv"))
+    assert (out / "outbox" / "campaigns_daily-2026-10-31.eml").is_file()

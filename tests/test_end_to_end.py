@@ -110,12 +110,22 @@ def test_daily_run_produces_marts_export_and_email_and_rerun_changes_nothing(air
     assert (status, reason is None, bool(predictions)) in {("fitted", True, True), ("not_fitted", False, False)}
     assert shown == predictions
 
-    export = out / "exports" / "recent_buyers_csv" / "2026-10-31.csv"
+    # The sync sent the audience's eligible members (email consent, outside the control groups) once.
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        eligible = con.execute(
+            "select m.user_id from segment_members m join dim_users u using (user_id)"
+            " where m.segment_name = 'recent_buyers' and u.can_email and not u.is_global_control"
+            " and u.email is not null order by m.user_id"
+        ).fetchall()
+    assert 0 < len(eligible) <= len(members)
+    (export,) = (out / "exports" / "recent_buyers_csv" / "20261101T000000Z").glob("add-*.csv")
     with export.open() as handle:
-        assert [(r["user_id"],) for r in csv.DictReader(handle)] == members
-    report = out / "outbox" / "daily-report-2026-10-31.eml"
+        assert sorted((r["user_id"],) for r in csv.DictReader(handle)) == eligible
+    # 2026-11-01 is a Sunday: of the shipped subscriptions only the daily campaigns report fires.
+    (report,) = (out / "outbox").glob("*.eml")
+    assert report.name == "campaigns_daily-2026-10-31.eml"
     message = email.message_from_bytes(report.read_bytes(), policy=policy.default)
-    assert message["Subject"] == "Rekindle daily report for 2026-10-31"
+    assert message["Subject"].startswith("Rekindle campaigns")
 
     exported, emailed = export.read_bytes(), report.read_bytes()
     clv_first = clv_state(warehouse)

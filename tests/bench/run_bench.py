@@ -155,17 +155,17 @@ def stage_gate(run: Run) -> None:
 
 
 def stage_export(run: Run) -> None:
-    from senders.audiences import load_audiences
-    from senders.file_export import export_audience
+    from loaders.settings import load_settings
+    from senders.sync import sync_audiences
 
-    for audience in load_audiences():
-        export_audience(run.warehouse, audience, run.out / "exports", run.day)
+    sync_audiences(load_settings(), *run.interval)
 
 
 def stage_report(run: Run) -> None:
-    from senders.report_email import write_daily_report
+    from loaders.settings import load_settings
+    from senders.report_email import send_due_reports
 
-    write_daily_report(run.warehouse, run.out / "outbox", run.day)
+    send_due_reports(load_settings(), *run.interval)
 
 
 STAGES = {
