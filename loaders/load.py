@@ -141,7 +141,11 @@ class _Loader:
                 raise MappingError(f"no transaction mapping matches {file.relative_path}; add one to "
                                    "loaders/mappings/ or the landing zone's transactions/ folder")  # fmt: skip
             return read_transactions(path, file.relative_path, mapping)
-        latest = self.interval[1] + self.options.future_tolerance
+        # "In the future" means after the moment the data reached us (plus the clock-skew tolerance), not after
+        # the interval: a backfill of last week finds the whole week in the landing zone, and its first day must
+        # load the later days' records (dbt shows each record once the as-of instant reaches it) rather than
+        # quarantine them. For a scheduled run the two instants are minutes apart.
+        latest = max(self.interval[1], self.loaded_at) + self.options.future_tolerance
         return parse.read_record_file(path, file.relative_path, latest, self.options.earliest_ts)
 
     @property

@@ -110,6 +110,30 @@ def test_rerun_loads_nothing_new(landing, tmp_path):
         assert con.execute("select count(*) from quarantine_events").fetchone()[0] == 5
 
 
+def test_a_backfilled_day_loads_the_later_days_it_finds_and_quarantines_only_what_is_ahead_of_its_arrival(tmp_path):
+    """A backfill of 2026-10-25 finds the whole week in the landing zone: records after the interval are history
+    by the time they are loaded (dbt shows each once the as-of instant reaches it); only a record dated beyond
+    the load time plus the tolerance is a device clock ahead of ours."""
+    loaded_at = datetime(2026, 11, 28, 12)
+    day = int(datetime(2026, 10, 25, 12).timestamp())
+    write_lines(
+        tmp_path / "landing" / "events" / "week.jsonl",
+        [
+            ev("App Launched", day, identity="u1"),
+            ev("App Launched", day + 5 * 86400, identity="u1"),  # five days after the backfilled interval
+            ev("App Launched", int(datetime(2026, 11, 29, 11).timestamp()), identity="u1"),  # within the tolerance
+            ev("App Launched", int(datetime(2026, 11, 30).timestamp()), identity="u1"),  # ahead of arrival + 24 h
+        ],
+    )
+    warehouse = tmp_path / "w.duckdb"
+    load_landing(str(tmp_path / "landing"), warehouse, (datetime(2026, 10, 25), datetime(2026, 10, 26)), loaded_at)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from raw.events").fetchone()[0] == 3
+        assert con.execute("select source_line, split_part(reason, ':', 1) from quarantine_events").fetchall() == [
+            (4, "ts_in_future")
+        ]
+
+
 def test_a_file_changed_after_loading_is_reported_not_reloaded(landing, tmp_path):
     warehouse = tmp_path / "w.duckdb"
     load_landing(str(landing), warehouse, INTERVAL)
