@@ -113,6 +113,9 @@ def dbt_build(run: Run, *selection: str, stage: str, env: dict[str, str] | None 
         "--quiet",
         "--indirect-selection",
         "cautious",
+        # as the DAG's builds do (loaders/orchestration.py): unit tests belong to make test, not a daily run
+        "--exclude-resource-type",
+        "unit_test",
         *selection,
         "--target-path",
         str(target),
