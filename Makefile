@@ -77,9 +77,10 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
-# Two workers, whole test files each (module fixtures stay in one process); the slowest tests are listed.
+# Three workers, whole test files each (module fixtures stay in one process): much of a test's time is spent
+# waiting on dbt, Airflow or Postgres, so a third worker fills the two cores. The slowest tests are listed.
 test: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -n 2 --dist loadfile --durations=20
+	$(PY) -m pytest -n 3 --dist loadfile --durations=20
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,6 +23,30 @@ SMALL_END = date(2026, 10, 31)
 SMALL_AS_OF = datetime(2026, 11, 1)
 
 
+# Test files that take minutes (real Airflow runs, day-by-day dbt builds, two engines). `make test` hands whole
+# files to its workers in collection order, so these go first: started last, one of them would keep a single
+# worker busy long after the other has finished.
+SLOW_FILES = (
+    "test_end_to_end.py",
+    "test_airflow_services.py",
+    "test_incremental.py",
+    "test_dag_quality_gate.py",
+    "test_segments.py",
+    "test_quality_gate.py",
+    "test_report_email.py",
+    "test_reports.py",
+    "test_campaigns.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)  # stable: tests keep their order inside a file
+
+
 def run_dbt(
     warehouse: Path | None, *args: str, as_of: datetime | None = SMALL_AS_OF, tmp: Path, env: dict | None = None
 ) -> subprocess.CompletedProcess:

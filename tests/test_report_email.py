@@ -404,33 +404,34 @@ def test_outbox_is_the_default_and_a_rerender_is_byte_identical(built_warehouse,
 
 # -- sections over the marts of the other branches ---------------------------------------------------------
 def test_engagement_retention_and_funnel_sections_show_their_marts(built_warehouse, tmp_path):
-    """Small marts in the documented shape stand in for rpt_engagement_daily, rpt_retention_cohorts,
-    rpt_funnels and rpt_campaign_lift until their models are merged; the email's figures must equal them."""
+    """Small marts with chosen figures replace rpt_engagement_daily, rpt_retention_cohorts, rpt_funnels and
+    rpt_campaign_lift: the email's sentences, tables and CSVs must carry exactly those figures."""
     warehouse = copy_warehouse(built_warehouse, tmp_path)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
-            "create table rpt_engagement_daily as select d::date as activity_date, 100 + i as dau, 300 + i as wau,"
-            " 900 + i as mau, (100 + i) / (900 + i) as stickiness, 10 as new_users"
+            "create or replace table rpt_engagement_daily as select d::date as activity_date, 100 + i as dau,"
+            " 300 + i as wau, 900 + i as mau, (100 + i) / (900 + i) as stickiness, 10 as new_users"
             " from (select range as i, date '2026-10-04' + range::int as d from range(28))"
         )
         con.execute(
-            "create table rpt_retention_cohorts as select e as first_event, e as return_event, 'week' as"
+            "create or replace table rpt_retention_cohorts as select e as first_event, e as return_event, 'week' as"
             " cohort_grain, date '2026-10-05' + (7 * c)::int as cohort_start, p as period_number, 200 as cohort_users,"
             " 200 - (40 + f) * p - c as retained_users, (200 - (40 + f) * p - c) / 200 as retention_rate,"
             " true as is_complete_period from range(4) t(c), range(3) u(p),"
             " (values ('any', 0), ('Charged', 100)) v(e, f) where c + p <= 3"
         )
         con.execute(
-            "create table rpt_funnels as select * from (values ('checkout', 1, 'Product Viewed', 'Product Viewed',"
-            " 1000), ('checkout', 2, 'Added To Cart', 'Added To Cart', 400), ('checkout', 3, 'Charged',"
-            " 'Charged where Amount >= 50', 100))"
+            "create or replace table rpt_funnels as select * from (values"
+            " ('checkout', 1, 'Product Viewed', 'Product Viewed', 1000),"
+            " ('checkout', 2, 'Added To Cart', 'Added To Cart', 400),"
+            " ('checkout', 3, 'Charged', 'Charged where Amount >= 50', 100))"
             " t(funnel_name, step_number, step_event, step_description, users_reached)"
         )
         campaigns = con.execute(
             "select campaign_id, campaign_name from rpt_campaign_performance order by start_date, campaign_id"
         ).fetchall()
         con.execute(
-            "create table rpt_campaign_lift (campaign_id varchar, target_users int, control_users int,"
+            "create or replace table rpt_campaign_lift (campaign_id varchar, target_users int, control_users int,"
             " target_conversion_rate double, control_conversion_rate double, conversion_rate_difference double,"
             " conversion_rate_difference_ci_low double, conversion_rate_difference_ci_high double,"
             " conversion_lift double, conversion_lift_ci_low double, conversion_lift_ci_high double,"
