@@ -66,6 +66,7 @@ def summary_lines() -> list[str]:
         *[f"  export      {path}" for path in exports],
         *[f"  email       {path}" for path in emails],
         f"  dbt docs    {docs}",
+        f"  gx docs     {settings.out / 'docs' / 'gx' / 'index.html'}  (the quality gate's Data Docs)",
         f"  airflow log {settings.out / 'demo-airflow.log'}",
         "",
     ]
