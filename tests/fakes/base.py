@@ -307,6 +307,16 @@ class FakeServer:
                 return limit, limit, reset
             return limit, max(0, limit - self._window_count), self._window_start + window
 
+    def x_rate_limit_headers(self) -> dict[str, str]:
+        """SendGrid's and Braze's `X-RateLimit-*` headers; the reset is rounded up to a whole second, so a client
+        that waits until it never retries early."""
+        limit, remaining, reset = self.rate_limit_state()
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(reset + 0.999)),
+        }
+
     def _dispatch(self, request: RecordedRequest) -> tuple[Reply, float, bool]:
         with self.lock:
             self.requests.append(request)

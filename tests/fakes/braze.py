@@ -57,12 +57,7 @@ class FakeBraze(FakeServer):
     # ---- base hooks ------------------------------------------------------------------------------------
 
     def common_headers(self, request: RecordedRequest, reply: Reply) -> dict[str, str]:
-        limit, remaining, reset = self.rate_limit_state()
-        return {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(int(reset + 0.999)),
-        }
+        return self.x_rate_limit_headers()
 
     def fault_reply(self, status: int) -> Reply:
         messages = {
