@@ -132,10 +132,13 @@ def dbt_build(task_id: str, **selection: list[str]):
             target_name=os.environ.get("REKINDLE_TARGET", "duckdb"),
             profiles_yml_filepath=PROJECT_ROOT / "dbt_project" / "profiles.yml",
         ),
-        # the models' "now": the end of the interval the first task of the DAG resolved
-        vars={"rekindle_as_of": f"{{{{ ti.xcom_pull(task_ids='{INTERVAL_TASK}')['end'] }}}}"},
-        # cosmos runs dbt from a copy of the project: hand it the warehouse as an absolute path.
-        env={"REKINDLE_WAREHOUSE": str(load_settings().warehouse)},
+        env={
+            # cosmos runs dbt from a copy of the project: hand it the warehouse as an absolute path.
+            "REKINDLE_WAREHOUSE": str(load_settings().warehouse),
+            # The models' "now": the end of the interval the first task of the DAG resolved. An environment
+            # variable, not --vars: changed vars make dbt re-parse the whole project (macros/rekindle_as_of.sql).
+            "REKINDLE_AS_OF": f"{{{{ ti.xcom_pull(task_ids='{INTERVAL_TASK}')['end'] }}}}",
+        },
         append_env=True,
         install_deps=False,
         # A dbt subprocess releases the DuckDB file when it exits; in-process dbt-duckdb would keep it

@@ -1,8 +1,12 @@
-{#- The instant the models treat as "now". Airflow passes the run's data_interval_end as
-    var rekindle_as_of so a backfilled day sees exactly that day's world; without it, the time of
-    the latest loaded event. The value is parsed here, so nothing but a timestamp reaches the SQL. -#}
+{#- The instant the models treat as "now". Airflow hands the run's data_interval_end over in the
+    environment variable REKINDLE_AS_OF (var rekindle_as_of, when given, wins: unit tests and ad-hoc runs)
+    so a backfilled day sees exactly that day's world; without either, the time of the latest loaded event.
+    Why an environment variable: dbt re-parses the whole project whenever --vars change, which a daily
+    as-of would force on every run; an env_var read only at execution (`execute`) is invisible to the
+    parser, so partial parsing keeps working. The value is parsed here, so nothing but a timestamp
+    reaches the SQL. -#}
 {% macro rekindle_as_of() %}
-    {%- set as_of = var('rekindle_as_of', none) -%}
+    {%- set as_of = var('rekindle_as_of', none) or (env_var('REKINDLE_AS_OF', '') if execute else none) -%}
     {%- if as_of -%}
         {%- set parsed = modules.datetime.datetime.fromisoformat(as_of | string) -%}
         {%- if parsed.tzinfo -%}

@@ -61,8 +61,9 @@ def run_dbt(
         **(env or {}),
     }
     command = [DBT, *args, "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")]
+    env.pop("REKINDLE_AS_OF", None)
     if as_of is not None:
-        command += ["--vars", f"{{rekindle_as_of: '{as_of.isoformat()}'}}"]
+        env["REKINDLE_AS_OF"] = as_of.isoformat()  # as the DAG hands it over (macros/rekindle_as_of.sql)
     done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     return done

@@ -62,9 +62,9 @@ def start_dbt_build(target: str, env: dict[str, str], tmp: Path) -> subprocess.P
         "REKINDLE_TARGET": target,
         "DBT_PROFILES_DIR": str(PROJECT / "dbt_project"),
         "DO_NOT_TRACK": "1",
+        "REKINDLE_AS_OF": SMALL_AS_OF.isoformat(),
     }
     command = [DBT, "build", "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")]
-    command += ["--vars", f"{{rekindle_as_of: '{SMALL_AS_OF.isoformat()}'}}"]
     return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -36,8 +36,8 @@ from cosmos.operators.local import DbtBuildLocalOperator
 PROJECT = Path({project!r})
 PROFILE = ProfileConfig(profile_name="rekindle", target_name="duckdb",
                         profiles_yml_filepath=PROJECT / "dbt_project" / "profiles.yml")
-ARGS = dict(vars={{"rekindle_as_of": "{{{{ data_interval_end.isoformat() }}}}"}},
-            env={{"REKINDLE_WAREHOUSE": os.environ["REKINDLE_WAREHOUSE"]}}, append_env=True, install_deps=False,
+ARGS = dict(env={{"REKINDLE_WAREHOUSE": os.environ["REKINDLE_WAREHOUSE"],
+                 "REKINDLE_AS_OF": "{{{{ data_interval_end.isoformat() }}}}"}}, append_env=True, install_deps=False,
             pool="rekindle_warehouse")
 DBT = {dbt!r}
 

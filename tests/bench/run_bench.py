@@ -121,10 +121,9 @@ def dbt_build(run: Run, *selection: str, stage: str, env: dict[str, str] | None 
         str(target),
         "--log-path",
         str(run.work / "logs"),
-        "--vars",
-        f"{{rekindle_as_of: '{as_of}'}}",
     ]
-    subprocess.run(command, cwd=PROJECT, check=True, env={**os.environ, **(env or {})})
+    env = {**os.environ, **(env or {}), "REKINDLE_AS_OF": as_of}  # as the DAG's dbt tasks hand it over
+    subprocess.run(command, cwd=PROJECT, check=True, env=env)
     run.results.mkdir(parents=True, exist_ok=True)
     part = "orders" if "+fct_orders" in selection and "--select" in selection else "rest"
     shutil.copy2(target / "run_results.json", run.results / f"{stage}-{part}.json")
