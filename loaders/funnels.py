@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from loaders.segments import NAME, WINDOW_KEYS, SegmentDefinitionError, _Checker
+from loaders.config_file import check_unique_names, read_entries
+from loaders.segments import WINDOW_KEYS, SegmentDefinitionError, _Checker
 from loaders.settings import PROJECT_ROOT
 
 FUNNELS_DIR = Path("dbt_project") / "funnels"
@@ -72,21 +71,8 @@ def describe_step(event: str, filters: list[dict[str, Any]]) -> str:
 def parse_file(path: Path, root: Path = PROJECT_ROOT) -> list[Funnel]:
     """Validate one definitions file; the first error names the file, the funnel and the field."""
     where = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FunnelDefinitionError(f"{where}: not valid YAML: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("funnels"), list):
-        raise FunnelDefinitionError(f"{where}: must hold 'funnels:' with a list of funnel definitions")
     funnels = []
-    for number, entry in enumerate(document["funnels"], 1):
-        if not isinstance(entry, dict):
-            raise FunnelDefinitionError(f"{where}, funnel #{number}: must be a mapping with name and steps")
-        name = entry.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise FunnelDefinitionError(
-                f"{where}, funnel #{number}: field 'name' must be snake_case (a-z, 0-9, _; at most 50), got {name!r}"
-            )
+    for _, name, entry in read_entries(path, "funnels", "funnel", FunnelDefinitionError, where):
         checker = _FunnelChecker(where, name)
         try:
             funnels.append(_check_funnel(checker, entry, where))
@@ -132,13 +118,7 @@ def _check_funnel(checker: _FunnelChecker, entry: dict, where: str) -> Funnel:
 def load_funnels(project: Path = PROJECT_ROOT) -> list[Funnel]:
     """Every funnel of every `*.yml` in the project's funnels folder; names unique across files."""
     funnels = [f for path in sorted((project / FUNNELS_DIR).glob("*.yml")) for f in parse_file(path, project)]
-    by_name: dict[str, Funnel] = {}
-    for funnel in funnels:
-        if funnel.name in by_name:
-            raise FunnelDefinitionError(
-                f"{funnel.source}, funnel '{funnel.name}': the name is already used in {by_name[funnel.name].source}"
-            )
-        by_name[funnel.name] = funnel
+    check_unique_names(((f.name, f.source) for f in funnels), "funnel", FunnelDefinitionError)
     return funnels
 
 

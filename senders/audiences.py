@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from loaders.config_file import check_unique_names, read_entries
 
 DEFAULT_PATH = Path(__file__).with_name("audiences.yml")
 # Columns an audience may send: segment_members' own, dim_users' profile and scores, and first/last name
@@ -47,7 +47,6 @@ CHANNELS = {
     "ads": "can_email",
     "none": None,
 }
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 CONN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 KNOWN_KEYS = {
     "name",
@@ -100,18 +99,14 @@ def _fraction(entry: dict, key: str, default: float, where: str) -> float:
     return float(value)
 
 
-def _check(entry: object, where: str) -> Audience:
+def _check(entry: dict, where: str) -> Audience:
     from senders.destinations import DESTINATIONS
 
-    if not isinstance(entry, dict):
-        raise AudienceConfigError(f"{where}: each audience must be a mapping")
-    for key in ("name", "segment", "destination", "fields"):
+    for key in ("segment", "destination", "fields"):
         if key not in entry:
             raise AudienceConfigError(f"{where}: field '{key}' is required")
     name = entry["name"]
     where = f"{where} ({name})"
-    if not isinstance(name, str) or not NAME.match(name):
-        raise AudienceConfigError(f"{where}: field 'name' must be snake_case, got {name!r}")
     unknown_keys = sorted(set(entry) - KNOWN_KEYS)
     if unknown_keys:
         raise AudienceConfigError(f"{where}: unknown field(s) {unknown_keys}; allowed: {', '.join(sorted(KNOWN_KEYS))}")
@@ -208,15 +203,7 @@ def _check(entry: object, where: str) -> Audience:
 def load_audiences(path: Path = DEFAULT_PATH) -> list[Audience]:
     """Parse and validate every audience; the first error names the file, the entry and the field."""
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AudienceConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("audiences"), list):
-        raise AudienceConfigError(f"{path}: must hold 'audiences:' with a list of entries")
-    audiences = [_check(entry, f"{path.name}, audience #{i}") for i, entry in enumerate(document["audiences"], 1)]
-    names = [a.name for a in audiences]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise AudienceConfigError(f"{path.name}: audience names must be unique; repeated: {duplicated}")
+    entries = read_entries(path, "audiences", "audience", AudienceConfigError, path.name)
+    audiences = [_check(entry, where) for where, _, entry in entries]
+    check_unique_names(((name, where) for where, name, _ in entries), "audience", AudienceConfigError)
     return audiences

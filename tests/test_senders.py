@@ -26,3 +26,24 @@ def test_audience_errors_name_the_entry_and_field(tmp_path, entry, message):
     with pytest.raises(AudienceConfigError) as error:
         load_audiences(path)
     assert message in str(error.value) and "audiences.yml" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("audiences: [", "audiences.yml: not valid YAML"),
+        ("audiences: {a: 1}", "audiences.yml: must hold 'audiences:' with a list of audience entries"),
+        ("audiences: [just_a_name]", "audiences.yml, audience #1: must be a mapping"),
+        (
+            "audiences:\n  - {name: a, segment: s, destination: file, fields: [email]}\n"
+            "  - {name: a, segment: t, destination: file, fields: [email]}",
+            "audiences.yml, audience #2, audience 'a': the name is already used in audiences.yml, audience #1",
+        ),
+    ],
+)
+def test_file_level_errors_name_the_file_and_entry(tmp_path, text, message):
+    """The frame every edited YAML file shares (loaders/config_file.py), seen through the audiences file."""
+    path = tmp_path / "audiences.yml"
+    path.write_text(text + "\n")
+    with pytest.raises(AudienceConfigError, match=message.replace("[", r"\[")):
+        load_audiences(path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import yaml
+from loaders.config_file import check_unique_names, read_entries
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "report_subscriptions.yml"
 REPORTS = ("campaigns", "engagement", "segments", "retention", "funnel", "weekly_digest")
@@ -37,7 +37,6 @@ FILTERS = ("segment", "campaign", "funnel")
 PLACEHOLDERS = ("report", "subscription", "period", "period_start", "period_end")
 FIELDS = ("name", "report", "recipients", "schedule", "period", "filters", "subject", "hold_back_on_failure")
 DEFAULT_SUBJECT = "Rekindle {report} report, {period}"
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Deliberately loose: the SMTP server is the judge of an address; this catches typos like a missing @.
 ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
@@ -141,15 +140,11 @@ def _subject(value: object, where: str) -> str:
     return value
 
 
-def _check(entry: object, where: str) -> Subscription:
-    if not isinstance(entry, dict):
-        raise SubscriptionConfigError(f"{where}: each subscription must be a mapping")
-    for required in ("name", "report", "recipients", "schedule", "period"):
+def _check(entry: dict, where: str) -> Subscription:
+    for required in ("report", "recipients", "schedule", "period"):
         if required not in entry:
             raise _fail(where, required, "is required")
     name = entry["name"]
-    if not isinstance(name, str) or not NAME.match(name):
-        raise _fail(where, "name", f"must be snake_case, got {name!r}")
     where = f"{where} ({name})"
     unknown = sorted(set(entry) - set(FIELDS))
     if unknown:
@@ -192,17 +187,7 @@ def _check(entry: object, where: str) -> Subscription:
 
 def load_subscriptions(path: Path = DEFAULT_PATH) -> list[Subscription]:
     """Parse and validate every subscription; the first error names the file, the entry and the field."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SubscriptionConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("subscriptions"), list):
-        raise SubscriptionConfigError(f"{path}: must hold 'subscriptions:' with a list of entries")
-    subscriptions = [
-        _check(entry, f"{path.name}, subscription #{i}") for i, entry in enumerate(document["subscriptions"], 1)
-    ]
-    names = [s.name for s in subscriptions]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise SubscriptionConfigError(f"{path.name}: subscription names must be unique; repeated: {repeated}")
+    entries = read_entries(path, "subscriptions", "subscription", SubscriptionConfigError, path.name)
+    subscriptions = [_check(entry, where) for where, _, entry in entries]
+    check_unique_names(((name, where) for where, name, _ in entries), "subscription", SubscriptionConfigError)
     return subscriptions
