@@ -26,7 +26,8 @@ The whole Rekindle loop for one day, on the warehouse named by `REKINDLE_WAREHOU
 
 The same tasks, split by stage and linked by Assets, make the continuous deployment: `rekindle_ingest`
 → `rekindle_transform` → `rekindle_activate` and `rekindle_reports`. This DAG runs the whole chain for one
-interval: what `make demo` and backfills use (`airflow backfill create --dag-id rekindle_daily ...`).
+interval: what `make demo` and backfills use (`airflow backfill create --dag-id rekindle_daily --from-date ...
+--to-date ... --max-active-runs 1`: a backfill's own limit, 10 by default, overrides `max_active_runs` below).
 
 Run one day: `airflow dags test rekindle_daily 2026-11-01` processes the interval 2026-10-31 → 2026-11-01,
 as the scheduled run at midnight would (a manual run takes the interval that ends at its date).
@@ -51,6 +52,7 @@ from loaders import orchestration as tasks
     # Off on purpose: history is replayed with a backfill, never by surprise on unpause.
     catchup=False,
     # Days run one after the other: each day's incremental models start from the previous day's state.
+    # A backfill ignores this and uses its own limit: create it with --max-active-runs 1.
     max_active_runs=1,
     default_args=tasks.DEFAULT_ARGS,
     tags=["rekindle", "daily"],

@@ -27,10 +27,9 @@ SMALL_AS_OF = datetime(2026, 11, 1)
 # files to its workers in collection order, so these go first: started last, one of them would keep a single
 # worker busy long after the other has finished.
 SLOW_FILES = (
-    "test_end_to_end.py",
     "test_airflow_services.py",
+    "test_backfill.py",
     "test_incremental.py",
-    "test_dag_quality_gate.py",
     "test_segments.py",
     "test_quality_gate.py",
     "test_report_email.py",

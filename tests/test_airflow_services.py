@@ -1,19 +1,25 @@
 """rekindle_daily in a real Airflow: the services of `airflow standalone` on loopback, driven through REST API v2.
 
-Unlike `airflow dags test` (tests/test_end_to_end.py), this runs the scheduler, the dag-processor, the
-triggerer and the api-server as separate processes, with the LocalExecutor's workers talking to the
-Execution API over HTTP, the pool enforced by the scheduler and the run created, unpaused and watched
-through the public REST API only.
+The scheduler, the dag-processor, the triggerer and the api-server run as separate processes, with the
+LocalExecutor's workers talking to the Execution API over HTTP, the pool enforced by the scheduler and the runs
+created, unpaused and watched through the public REST API only. One set of services runs two days of
+rekindle_daily on one warehouse: a good day, checked for every effect (marts, CLV, the export, the report
+email), then a day with an injected bad batch, which must fail the gate and send nothing. A second set, whose
+scheduler creates asset-triggered runs, chains the stage DAGs. (That a rerun changes nothing, and that a
+backfill reproduces the days run one by one, is tests/test_backfill.py, on the same task callables.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import email
+import gzip
 import itertools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -304,12 +310,17 @@ def running_airflow(tmp_path: Path, landing: Path, extra: dict[str, str]) -> Ite
         assert not survivors, f"processes survived stopping Airflow: {survivors}"
 
 
-@pytest.fixture
-def airflow_services(tmp_path, small_landing) -> Iterator[tuple[Api, dict[str, str]]]:
-    # Only the run this test triggers: unpausing must not also start today's scheduled run (catchup=False
+@pytest.fixture(scope="module")
+def airflow_services(tmp_path_factory, small_landing) -> Iterator[tuple[Api, dict[str, str]]]:
+    """Services for the runs the tests trigger, on a copy of the small landing zone (the bad-batch test adds
+    a file to it)."""
+    tmp_path = tmp_path_factory.mktemp("services")
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    # Only the runs the tests trigger: unpausing must not also start today's scheduled run (catchup=False
     # still creates the latest interval), which would queue beside ours and write the same warehouse while
     # the test reads it.
-    with running_airflow(tmp_path, small_landing, {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}) as running:
+    with running_airflow(tmp_path, landing, {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}) as running:
         yield running
 
 
@@ -335,7 +346,89 @@ def import_errors(api: Api) -> str:
     return f"import errors: {response.text[:3000]}" if response is not None else ""
 
 
-def test_daily_run_in_real_airflow_services(airflow_services):
+class DailyRun:
+    """One run of rekindle_daily, triggered through the REST API and watched until it ends."""
+
+    def __init__(self, api: Api, start: str, end: str, *, backfill: bool = False) -> None:
+        self.api = api
+        self.backfill = self.create_backfill(start) if backfill else None
+        if self.backfill is not None:
+            run = wait_for(f"the backfill's run of {start}", lambda: self.backfill_run(start), 60, api.services)
+        else:
+            # `logical_date` is required (it may be null); given alone, a cron timetable infers the interval
+            # that *ends* at it, so the interval is stated explicitly.
+            run = api.call(
+                "POST",
+                f"/api/v2/dags/{DAG_ID}/dagRuns",
+                expect=200,
+                json={"logical_date": start, "data_interval_start": start, "data_interval_end": end,
+                      "note": "tests/test_airflow_services.py"},
+            )  # fmt: skip
+        assert (run["data_interval_start"], run["data_interval_end"]) == (start, end)
+        self.run_id = run["dag_run_id"]
+        self.path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(self.run_id, safe='')}"
+        self.started = time.monotonic()
+        self.final = wait_for(f"run {self.run_id} to finish", self.finished, RUN_TIMEOUT, api.services,
+                              detail=lambda: f"task instances: {self.states()}\n{self.failed_logs()}")  # fmt: skip
+        self.seconds = time.monotonic() - self.started
+        self.tis = {ti["task_id"]: ti for ti in self.task_instances()}
+
+    def create_backfill(self, logical_date: str) -> dict:
+        """`airflow backfill create --dag-id rekindle_daily --from-date D --to-date D --max-active-runs 1` through
+        the REST API: the backfill's own limit, not the DAG's, bounds its runs (10 by default)."""
+        body = {"dag_id": DAG_ID, "from_date": logical_date, "to_date": logical_date, "max_active_runs": 1}
+        for _ in range(5):  # on SQLite the API answers 503 while the scheduler holds the database lock
+            response = self.api.client.post("/api/v2/backfills", json=body)
+            if response.status_code != 503:
+                break
+            time.sleep(2)
+        assert response.status_code == 200, f"POST /api/v2/backfills -> {response.status_code}: {response.text[:2000]}"
+        return response.json()
+
+    def backfill_run(self, logical_date: str) -> dict | None:
+        response = self.api.try_get(f"/api/v2/dags/{DAG_ID}/dagRuns")
+        if response is None or response.status_code != 200:
+            return None
+        runs = [
+            r for r in response.json()["dag_runs"] if r["run_type"] == "backfill" and r["logical_date"] == logical_date
+        ]
+        return runs[0] if runs else None
+
+    def task_instances(self) -> list[dict]:
+        return self.api.call("GET", f"{self.path}/taskInstances")["task_instances"]
+
+    def states(self) -> str:
+        return ", ".join(f"{t['task_id']}={t['state']} (try {t['try_number']})" for t in self.task_instances())
+
+    def finished(self) -> dict | None:
+        """The run once it ends, or as soon as a task fails a try: a retry would only hide a fault here."""
+        response = self.api.try_get(self.path)
+        if response is None or response.status_code != 200:
+            return None
+        if response.json()["state"] in {"success", "failed"}:
+            return response.json()
+        tis = self.api.try_get(f"{self.path}/taskInstances")
+        if tis is None or tis.status_code != 200:
+            return None
+        return response.json() if any(t["state"] == "up_for_retry" for t in tis.json()["task_instances"]) else None
+
+    def failed_logs(self) -> str:
+        parts = []
+        for ti in self.task_instances():
+            if ti["state"] != "success" and ti["try_number"]:
+                log = self.api.task_log(self.run_id, ti["task_id"], ti["try_number"])
+                parts.append(f"--- {ti['task_id']} ({ti['state']}, try {ti['try_number']}) ---\n{log}")
+        return "\n".join(parts)
+
+
+def outbox(env: dict[str, str]) -> list[str]:
+    return sorted(p.name for p in (Path(env["REKINDLE_OUT"]) / "outbox").glob("*.eml"))
+
+
+@pytest.fixture(scope="module")
+def good_day(airflow_services) -> tuple[DailyRun, float, list[str]]:
+    """The day 2026-10-31 -> 2026-11-01 in the running services: the run, how long Airflow took to be ready,
+    and the outbox right after the run (a later test's run may add to it)."""
     api, env = airflow_services
     started = time.monotonic()
 
@@ -349,70 +442,27 @@ def test_daily_run_in_real_airflow_services(airflow_services):
         detail=lambda: import_errors(api),
     )
     assert dag["is_paused"], "dags_are_paused_at_creation: a new DAG starts paused"
-    ready = time.monotonic()
+    ready = time.monotonic() - started
 
-    # 2. unpause
+    # 2. unpause, 3. trigger the day and wait for the run to end
     assert api.call("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})["is_paused"] is False
+    run = DailyRun(api, INTERVAL_START, INTERVAL_END)
+    return run, ready, outbox(env)
 
-    # 3. trigger the day 2026-10-31 -> 2026-11-01. `logical_date` is required (it may be null); given alone,
-    # a cron timetable infers the interval that *ends* at it, so the interval is stated explicitly.
-    run = api.call(
-        "POST",
-        f"/api/v2/dags/{DAG_ID}/dagRuns",
-        expect=200,
-        json={
-            "logical_date": INTERVAL_START,
-            "data_interval_start": INTERVAL_START,
-            "data_interval_end": INTERVAL_END,
-            "note": "tests/test_airflow_services.py",
-        },
-    )
-    run_id = run["dag_run_id"]
-    assert (run["data_interval_start"], run["data_interval_end"]) == ("2026-10-31T00:00:00Z", "2026-11-01T00:00:00Z")
-    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
 
-    # 4. wait for the run to finish, then every task must have succeeded
-    def task_instances() -> list[dict]:
-        return api.call("GET", f"{run_path}/taskInstances")["task_instances"]
+def test_daily_run_in_real_airflow_services(airflow_services, good_day):
+    api, env = airflow_services
+    run, ready, emails = good_day
 
-    def states() -> str:
-        return ", ".join(f"{t['task_id']}={t['state']} (try {t['try_number']})" for t in task_instances())
-
-    def finished() -> dict | None:
-        """The run once it ends, or as soon as a task fails a try: a retry would only hide a fault here."""
-        response = api.try_get(run_path)
-        if response is None or response.status_code != 200:
-            return None
-        if response.json()["state"] in {"success", "failed"}:
-            return response.json()
-        tis = api.try_get(f"{run_path}/taskInstances")
-        if tis is None or tis.status_code != 200:
-            return None
-        return response.json() if any(t["state"] == "up_for_retry" for t in tis.json()["task_instances"]) else None
-
-    def failed_logs() -> str:
-        parts = []
-        for ti in task_instances():
-            if ti["state"] != "success" and ti["try_number"]:
-                log = api.task_log(run_id, ti["task_id"], ti["try_number"])
-                parts.append(f"--- {ti['task_id']} ({ti['state']}, try {ti['try_number']}) ---\n{log}")
-        return "\n".join(parts)
-
-    final = wait_for(
-        f"run {run_id} to finish",
-        finished,
-        RUN_TIMEOUT,
-        api.services,
-        detail=lambda: f"task instances: {states()}\n{failed_logs()}",
-    )
-    tis = {ti["task_id"]: ti for ti in task_instances()}
-    assert final["state"] == "success" and all(tis[t]["state"] == "success" for t in TASKS), (
-        f"run {run_id} is {final['state']}: {states()}\n{failed_logs()}"
+    # 4. every task succeeded, at the first try, one at a time
+    tis = run.tis
+    assert run.final["state"] == "success" and all(tis[t]["state"] == "success" for t in TASKS), (
+        f"run {run.run_id} is {run.final['state']}: {run.states()}\n{run.failed_logs()}"
     )
     assert set(tis) == TASKS
     retried = {t: ti["try_number"] for t, ti in tis.items() if ti["try_number"] > 1}
     assert not retried, f"tasks needed retries: {retried}\n" + "\n".join(
-        f"--- {t} try 1 ---\n{api.task_log(run_id, t, 1)}" for t in retried
+        f"--- {t} try 1 ---\n{api.task_log(run.run_id, t, 1)}" for t in retried
     )
     # The scheduler enforced the pool of size 1: no two warehouse tasks ran at the same time (without it,
     # export_audiences and send_report, both downstream of quality_gate, would run side by side).
@@ -421,19 +471,131 @@ def test_daily_run_in_real_airflow_services(airflow_services):
                    for t, ti in tis.items())  # fmt: skip
     overlaps = [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
     assert not overlaps, f"tasks of the pool rekindle_warehouse overlapped: {overlaps}"
-    print(f"\nairflow ready in {ready - started:.0f} s, run {run_id} took {time.monotonic() - ready:.0f} s")
+    print(f"\nairflow ready in {ready:.0f} s, run {run.run_id} took {run.seconds:.0f} s")
 
     # 5. real effects, in the folders the services were pointed at
     out = Path(env["REKINDLE_OUT"])
     with duckdb.connect(env["REKINDLE_WAREHOUSE"], read_only=True) as con:
-        members, as_of = con.execute("select count(*), max(evaluated_at)::varchar from main.segment_members").fetchone()
-    assert members > 0
-    assert as_of.startswith("2026-11-01 00:00:00"), f"marts evaluated as of {as_of}, not the interval end"
+        counts = {table: con.execute(f"select count(*) from {table}").fetchone()[0] for table in FILLED_TABLES}
+        # the run evaluated the world as of its data interval end, not the wall clock
+        as_of = con.execute("select distinct evaluated_at::varchar from main.segment_members").fetchall()
+        records, accounted = con.execute(
+            "select sum(input_records), sum(loaded_events + loaded_profiles + duplicates + quarantined)"
+            " from load_manifest"
+        ).fetchone()
+        campaigns = con.execute("select count(*) from rpt_campaign_performance where sent > 0").fetchone()[0]
+        members = con.execute("select count(*) from segment_members where segment_name = 'recent_buyers'").fetchone()
+        # who the audience may reach: email consent and an address, outside the global control group
+        eligible = con.execute(
+            "select m.user_id from segment_members m join dim_users u using (user_id)"
+            " where m.segment_name = 'recent_buyers' and u.can_email and not u.is_global_control"
+            " and u.email is not null order by m.user_id"
+        ).fetchall()
+    assert all(n > 0 for n in counts.values()), counts
+    assert as_of == [("2026-11-01 00:00:00",)], f"marts evaluated as of {as_of}, not the interval end"
+    assert records == accounted
+    assert campaigns >= 3
+
+    # CLV ran between the two dbt builds for the interval's last day, and dim_users shows what it wrote: the
+    # predictions when it fitted, nothing when (as with a fortnight of history, usually) it did not.
+    runs, shown, predictions = clv_state(Path(env["REKINDLE_WAREHOUSE"]))
+    assert [(r[0].isoformat(), r[1]) for r in runs] == [("2026-10-31", 90)], runs
+    status, reason, customers = runs[0][2], runs[0][3], runs[0][4]
+    assert customers > 0
+    assert (status, reason is None, bool(predictions)) in {("fitted", True, True), ("not_fitted", False, False)}
+    assert shown == predictions
+
+    # The sync sent the audience's eligible members (email consent, outside the control groups) once.
+    assert 0 < len(eligible) <= members[0]
     (export,) = (out / "exports" / "recent_buyers_csv" / "20261101T000000Z").glob("add-*.csv")
-    assert export.read_text().startswith("user_id"), export
-    report = out / "outbox" / "campaigns_daily-2026-10-31.eml"
-    message = email.message_from_bytes(report.read_bytes(), policy=policy.default)
+    with export.open() as handle:
+        assert sorted((r["user_id"],) for r in csv.DictReader(handle)) == eligible
+    # 2026-11-01 is a Sunday: of the shipped subscriptions only the daily campaigns report fires.
+    assert emails == ["campaigns_daily-2026-10-31.eml"]
+    message = email.message_from_bytes((out / "outbox" / emails[0]).read_bytes(), policy=policy.default)
     assert message["Subject"].startswith("Rekindle campaigns")
+
+
+# Tables the good day fills (each must hold rows).
+FILLED_TABLES = [
+    "raw.events",
+    "raw.profiles",
+    "raw.campaigns",
+    "main.load_manifest",
+    "main.quarantine_events",
+    "main.fct_events",
+    "main.dim_users",
+    "main.segment_members",
+    "main.rpt_campaign_performance",
+    "main.clv_runs",
+]
+
+
+def clv_state(warehouse: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """clv_runs, and what dim_users shows of CLV (per user), as rows."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        runs = con.execute("select * from clv_runs order by calibration_end").fetchall()
+        shown = con.execute(
+            "select user_id, clv_p_alive, clv_expected_purchases, clv_predicted_value, clv_horizon_days,"
+            " clv_calibration_end from dim_users where clv_calibration_end is not null order by user_id"
+        ).fetchall()
+        predictions = con.execute(
+            "select user_id, p_alive, expected_purchases, predicted_value, horizon_days, calibration_end"
+            " from clv_predictions order by user_id"
+        ).fetchall()
+    return runs, shown, predictions
+
+
+# The next day, 2026-11-01 -> 2026-11-02, with a file that is 90% garbage from a client bug.
+BAD_START, BAD_END = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"
+
+
+def test_a_bad_batch_fails_the_gate_and_no_sender_runs(airflow_services, good_day):
+    """The loader quarantines the garbage and goes on; the gate fails at its first try; the senders do not
+    run; the report email does, and can read the verdict. The day is a backfill's run, created through the
+    REST API as `airflow backfill create` creates it."""
+    api, env = airflow_services
+    landing = Path(env["REKINDLE_LANDING"])
+    good = {"type": "event", "evtName": "App Launched", "identity": "u-bad",
+            "ts": int(datetime.fromisoformat(BAD_END).timestamp()) - 60}  # fmt: skip
+    with gzip.open(landing / "events" / "2026-11-01-client-bug.jsonl.gz", "wt") as handle:
+        handle.write("\n".join([json.dumps(good)] + ['{"type": "event", "evtName": '] * 9) + "\n")
+
+    # The day runs as a backfill (POST /api/v2/backfills), the way an operator replays history.
+    run = DailyRun(api, BAD_START, BAD_END, backfill=True)
+    backfill = wait_for("the backfill to be marked complete",
+                        lambda: (b := api.call("GET", f"/api/v2/backfills/{run.backfill['id']}"))["completed_at"] and b,
+                        STARTUP_TIMEOUT, api.services)  # fmt: skip
+    assert (backfill["max_active_runs"], backfill["dag_id"]) == (1, DAG_ID)
+    states = {t: (ti["state"], ti["try_number"]) for t, ti in run.tis.items()}
+    assert run.final["state"] == "failed", run.states()
+    assert states == {
+        "data_interval": ("success", 1),
+        "load_landing": ("success", 1),  # the loader quarantines the garbage and goes on: it is the gate's call
+        "dbt_build_orders": ("success", 1),
+        "predict_clv": ("success", 1),
+        "dbt_build": ("success", 1),
+        "quality_gate": ("failed", 1),  # failed at the first try: retrying cannot fix bad data
+        "export_audiences": ("upstream_failed", 0),
+        "send_report": ("success", 1),  # all_done: the day is reported, and the report can read the verdict
+    }, f"{run.states()}\n{run.failed_logs()}"
+    out = Path(env["REKINDLE_OUT"])
+    assert not (out / "exports" / "recent_buyers_csv" / "20261102T000000Z").exists()  # nothing for a destination
+
+    with duckdb.connect(env["REKINDLE_WAREHOUSE"], read_only=True) as con:
+        verdict = dict(
+            con.execute(
+                "select suite, failed_expectations from quality_gate_log where interval_end = timestamp '2026-11-02'"
+                " and not success"
+            ).fetchall()
+        )
+    assert list(verdict) == ["raw_batch_files"]
+    (failure,) = json.loads(verdict["raw_batch_files"])
+    assert failure == (
+        "raw_batch_files.quarantined_pct: expect_column_values_to_be_between(min_value=0.0, max_value=5.0)"
+        " (observed 1 unexpected, e.g. 90.0)"
+    )
+    assert (out / "docs" / "gx" / "index.html").is_file()
 
 
 STAGE_DAGS = ("rekindle_transform", "rekindle_activate", "rekindle_reports")

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations.gate import QualityGateFailed, enforce_gate, run_gate
+from expectations.gate import QualityGateFailed, audience_payloads, enforce_gate, run_gate
 from loaders.load import load_landing
 from loaders.settings import Settings
 from tests.conftest import SMALL_AS_OF
@@ -75,29 +75,37 @@ def test_gate_passes_on_a_clean_build_records_each_suite_and_publishes_data_docs
     assert len(gate_log(warehouse_copy)) == len(SUITES)
 
 
-def test_gate_fails_on_consent_and_duplicates_and_says_what_it_saw(warehouse_copy, tmp_path):
+def test_the_payloads_are_what_the_sender_sends_and_a_duplicate_profile_fails(warehouse_copy, tmp_path):
+    """The audience payloads come from the senders' own decision (read_candidates, skip_reason): a segment
+    member without consent is skipped there, so it is not in the payload and fails nothing; a member with two
+    profile rows would be sent from one of two profiles, and fails the gate before anything is sent."""
+    settings = settings_for(warehouse_copy, tmp_path / "out")
     with duckdb.connect(str(warehouse_copy)) as con:
-        user_id = con.execute(
-            "select user_id from dim_users where not can_email and email is not null limit 1"
+        without_consent = con.execute(
+            "select user_id from dim_users where not can_email and email is not null"
+            " and user_id not in (select user_id from segment_members where segment_name = 'recent_buyers')"
+            " order by user_id limit 1"
         ).fetchone()[0]
         con.execute(
             "insert into segment_members (segment_name, user_id, qualified_at, evaluated_at, email)"
             " select 'recent_buyers', user_id, timestamp '2026-11-01', timestamp '2026-11-01', email"
             " from dim_users where user_id = ?",
-            [user_id],
+            [without_consent],
         )
-        # a duplicate key, of a user outside every segment so that no other expectation is touched
-        con.execute(
-            "insert into dim_users select * from dim_users"
-            " where user_id not in (select user_id from segment_members) limit 1"
-        )
+    before = audience_payloads(settings)
+    assert len(before) > 0 and without_consent not in set(before["user_id"])
+    assert run_gate(settings, DAY_START, SMALL_AS_OF).passed
+
+    (member,) = before[before["audience"] == "recent_buyers_csv"].head(1)["user_id"]
+    with duckdb.connect(str(warehouse_copy)) as con:
+        con.execute("insert into dim_users select * from dim_users where user_id = ?", [member])
     with pytest.raises(QualityGateFailed) as failure:
-        enforce_gate(settings_for(warehouse_copy, tmp_path / "out"), DAY_START, SMALL_AS_OF)
+        enforce_gate(settings, DAY_START, SMALL_AS_OF)
     message = str(failure.value)
     assert message.startswith("2 of ") and "expectations failed" in message
-    assert "audience_payloads.can_email: expect_column_values_to_be_in_set" in message
-    assert "(observed 1 unexpected, e.g. False)" in message
+    assert "audience_payloads.['audience', 'user_id']: expect_compound_columns_to_be_unique" in message
     assert "dim_users.user_id: expect_column_values_to_be_unique" in message
+    assert f"e.g. {member}" in message
 
     logged = {suite: (success, json.loads(failed)) for _, suite, success, failed, _ in gate_log(warehouse_copy)}
     assert logged["audience_payloads"][0] is False and logged["dim_users"][0] is False

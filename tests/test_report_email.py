@@ -536,3 +536,13 @@ def test_html_renders_in_headless_chromium(digest_over_smtp, tmp_path):
     assert len(colours) > 200
     red = sum(n for n, (r, g, b) in colours if r > 150 and g < 60 and b < 60)
     assert red > 500, "the red warning banner is visible"
+
+
+def test_the_csv_attachments_do_not_carry_the_last_bits_of_a_double():
+    """Two runs averaging the same doubles in another order (rpt_campaign_lift did, found by tests/test_backfill.py)
+    write the same attachment, so a rerun rewrites the same email."""
+    from senders.reports.sections import to_csv
+
+    first = to_csv([{"campaign_id": "c1", "target_revenue_per_user": 5.7748201438848925, "users": 139}])
+    again = to_csv([{"campaign_id": "c1", "target_revenue_per_user": 5.774820143884892, "users": 139}])
+    assert first == again == "campaign_id,target_revenue_per_user,users\nc1,5.774820144,139\n"
