@@ -10,10 +10,14 @@ Contract (../shared/reference/destinations.md, Marketing API "Custom Audience Us
   (`"schema":"EMAIL_SHA256","data":["<sha256>",...]`). At most 10,000 rows a request (else code 100).
   Hashed keys must be 64 lowercase hex characters; a row with a malformed value is not applied and counted in
   `num_invalid_entries` (a partial failure inside a 200), with `invalid_entry_samples`.
-- `session={"session_id","batch_seq","last_batch_flag","estimated_num_total"}`; required on usersreplace. A
-  replace session makes the audience exactly the union of its batches once the batch with
-  `last_batch_flag: true` arrives; until then the audience keeps its old members (never empty mid-sync).
-  A second replace session while one is open is refused (code 2650).
+- `session={"session_id","batch_seq","last_batch_flag","estimated_num_total"}`; required on usersreplace, with
+  all four keys (`session_id` an integer, `batch_seq` counting from 1, `estimated_num_total` the rows the whole
+  session will send). A replace session makes the audience exactly the union of its batches once the batch
+  with `last_batch_flag: true` arrives; until then the audience keeps its old members (never empty mid-sync).
+  Batches come in order: a session opens with batch 1 and each new batch is the next number; a batch number
+  already received is a retry and changes nothing (so is a retried batch of a session that has ended); a gap
+  is refused (code 100). A second replace session while one is open is refused (code 2650), and so are
+  `/users` adds and removals while a replace is in progress (code 2650): the replace would overwrite them.
 - Answer `{"audience_id","session_id","num_received","num_invalid_entries","invalid_entry_samples"}`.
 - Throttling is Graph's HTTP 400 with code 80004 (`throttle_next`) and an `X-Business-Use-Case-Usage` header
   giving `estimated_time_to_regain_access` (minutes).
@@ -56,32 +60,51 @@ def graph_error(code: int, message: str, status: int = 400, subcode: int | None 
     return Reply(status, {"error": error})
 
 
-def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Rows without repeats, first occurrence kept (a set of seen rows: audiences hold tens of thousands)."""
-    seen: set[tuple[tuple[str, str], ...]] = set()
-    unique = []
-    for row in rows:
-        key = tuple(sorted(row.items()))
-        if key not in seen:
-            seen.add(key)
-            unique.append(row)
-    return unique
+RowKey = tuple[tuple[str, str], ...]
+
+
+def _key(row: dict[str, str]) -> RowKey:
+    return tuple(sorted(row.items()))
 
 
 @dataclass
 class ReplaceSession:
     session_id: int
-    rows: list[dict[str, str]] = field(default_factory=list)
+    rows: dict[RowKey, dict[str, str]] = field(default_factory=dict)
     batches: set[int] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
 
 
 @dataclass
 class Audience:
+    """Rows keyed by their content (a repeated row is one member), with an index from each personal identifier
+    to its rows, so adds and removals cost what they carry, not the audience's size (the bench holds 10^6)."""
+
     id: str
-    rows: list[dict[str, str]] = field(default_factory=list)  # each row: schema key -> value (hash)
+    rows: dict[RowKey, dict[str, str]] = field(default_factory=dict)
+    index: dict[tuple[str, str], set[RowKey]] = field(default_factory=dict)
     replace: ReplaceSession | None = None
     ended_sessions: dict[int, set[int]] = field(default_factory=dict)  # replace session id -> its batch_seqs
+
+    def add(self, row: dict[str, str]) -> None:
+        key = _key(row)
+        if key in self.rows:
+            return
+        self.rows[key] = row
+        for k, v in row.items():
+            if v and k in PERSONAL_KEYS:
+                self.index.setdefault((k, v), set()).add(key)
+
+    def discard(self, key: RowKey) -> None:
+        row = self.rows.pop(key, None)
+        for k, v in (row or {}).items():
+            if v and k in PERSONAL_KEYS:
+                self.index[(k, v)].discard(key)
+
+    def reset(self, rows: dict[RowKey, dict[str, str]]) -> None:
+        self.rows, self.index = {}, {}
+        for row in rows.values():
+            self.add(row)
 
 
 class FakeMeta(FakeServer):
@@ -104,12 +127,12 @@ class FakeMeta(FakeServer):
 
     def audience_rows(self, audience_id: str) -> list[dict[str, str]]:
         with self.lock:
-            return [dict(r) for r in self.audiences[audience_id].rows]
+            return [dict(r) for r in self.audiences[audience_id].rows.values()]
 
     def audience_members(self, audience_id: str, key: str = "EMAIL") -> set[str]:
         """The hashes under `key` of the audience's current members."""
         with self.lock:
-            return {r[key] for r in self.audiences[audience_id].rows if r.get(key)}
+            return {r[key] for r in self.audiences[audience_id].rows.values() if r.get(key)}
 
     def invalid_rows_for(self, predicate: Callable[[list[Any]], bool]) -> None:
         """Rows matching `predicate` (as received: one value per schema key) are well-formed but unusable:
@@ -202,6 +225,10 @@ class FakeMeta(FakeServer):
             reply = self._replace(audience, session, valid)
             if reply is not None:
                 return reply
+        elif audience.replace is not None:
+            return graph_error(
+                2650, "Failed to update the custom audience: a replace session is in progress", subcode=1870145
+            )
         elif op == "add":
             self._add(audience, valid)
         else:
@@ -272,12 +299,18 @@ class FakeMeta(FakeServer):
                 raw = json.loads(raw)
             except json.JSONDecodeError:
                 raise ValueError("session must be a JSON object") from None
-        if not isinstance(raw, dict) or not isinstance(raw.get("session_id"), int):
+
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not isinstance(raw, dict) or not whole(raw.get("session_id")):
             raise ValueError("session.session_id must be an integer")
-        if not isinstance(raw.get("batch_seq"), int) or raw["batch_seq"] < 1:
+        if not whole(raw.get("batch_seq")) or raw["batch_seq"] < 1:
             raise ValueError("session.batch_seq must be an integer from 1")
         if not isinstance(raw.get("last_batch_flag"), bool):
             raise ValueError("session.last_batch_flag must be a boolean")
+        if not whole(raw.get("estimated_num_total")) or raw["estimated_num_total"] < 0:
+            raise ValueError("session.estimated_num_total must be a whole number")
         return raw
 
     @staticmethod
@@ -290,23 +323,24 @@ class FakeMeta(FakeServer):
         return None
 
     def _add(self, audience: Audience, rows: list[dict[str, str]]) -> None:
-        audience.rows = _unique([*audience.rows, *rows])
+        for row in rows:
+            audience.add(row)
 
     def _remove(self, audience: Audience, rows: list[dict[str, str]]) -> None:
         """A removed row takes out every member it matches on a personal identifier (email, phone, ids), as Meta
         matches people; FN, COUNTRY and the like are shared by many and only refine a match. A row with no
         personal identifier removes the identical row only."""
-        gone = {(k, v) for row in rows for k, v in row.items() if v and k in PERSONAL_KEYS}
-        exact = {tuple(sorted(row.items())) for row in rows if not any(row.get(k) for k in PERSONAL_KEYS)}
-        audience.rows = [
-            r
-            for r in audience.rows
-            if not any((k, v) in gone for k, v in r.items() if v and k in PERSONAL_KEYS)
-            and tuple(sorted(r.items())) not in exact
-        ]
+        for row in rows:
+            personal = [(k, v) for k, v in row.items() if v and k in PERSONAL_KEYS]
+            if not personal:
+                audience.discard(_key(row))
+            for pair in personal:
+                for key in list(audience.index.get(pair, ())):
+                    audience.discard(key)
 
     def _replace(self, audience: Audience, session: dict[str, Any], rows: list[dict[str, str]]) -> Reply | None:
         current = audience.replace
+        seq = session["batch_seq"]
         if current is not None and current.session_id != session["session_id"]:
             return graph_error(
                 2650, "Failed to update the custom audience: another replace session is in progress", subcode=1870145
@@ -314,17 +348,24 @@ class FakeMeta(FakeServer):
         if current is None:
             ended = audience.ended_sessions.get(session["session_id"])
             if ended is not None:
-                if session["batch_seq"] in ended:
+                if seq in ended:
                     return None  # a retried batch of a finished session: already applied, nothing to do
                 return graph_error(
                     2650, "Failed to update the custom audience: this session has ended", subcode=1870146
                 )
+            if seq != 1:
+                return graph_error(100, f"(#100) A replace session starts with batch_seq 1, got {seq}")
             current = audience.replace = ReplaceSession(session["session_id"])
-        if session["batch_seq"] not in current.batches:
-            current.batches.add(session["batch_seq"])
-            current.rows.extend(rows)
+        if seq in current.batches:
+            return None  # a retried batch: already applied
+        expected = max(current.batches, default=0) + 1
+        if seq != expected:
+            return graph_error(100, f"(#100) batch_seq {seq} is out of order: the session expects {expected}")
+        current.batches.add(seq)
+        for row in rows:
+            current.rows.setdefault(_key(row), row)
         if session["last_batch_flag"]:
-            audience.rows = _unique(current.rows)
+            audience.reset(current.rows)
             audience.ended_sessions[current.session_id] = current.batches
             audience.replace = None
         return None
