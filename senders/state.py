@@ -1,8 +1,18 @@
 """The senders' tables, in the warehouse the marts live in (DuckDB schema `main`, Postgres the profile's
 schema), and the reads the sync needs from the marts.
 
-* `sync_state(audience, user_id, fingerprint, synced_at, run_id)`: what the destination holds for an
-  audience (mirror, upsert) or who has been sent (append). Written only after the destination accepted.
+* `sync_state(audience, user_id, fingerprint, synced_at, run_id, hashes, stale_hashes)`: what the destination
+  holds for an audience (mirror, upsert) or who has been sent (append). Written only after the destination
+  accepted. For destinations that match on hashed identifiers (Meta, Google) `hashes` holds the SHA-256 of each
+  identifier sent (`email=<sha256>;phone=<sha256>`, never the address itself), so a leaver is removed by what
+  the destination holds even after the profile changed; `stale_hashes` holds hashes a member's change replaced
+  that the destination still holds until their removal is accepted.
+* `sync_replace(audience, session_id, run_id, started_at, batches, sent_last, finished_at)`: a replace of a whole
+  audience (Meta `usersreplace` session, Google ingest then remove-all as of `started_at`), written before its
+  first request and updated with each accepted batch, so a rerun after a crash resumes the same session (same
+  id, next batch number) with the same time T.
+* `sync_skips(audience, user_id, reason, run_id)`: each member skipped now and why; a skip is written to
+  `sync_log` only when it starts or its reason changes (see DECISIONS.md, "sync_log retention").
 * `sync_pending(audience, user_id, action, fingerprint, delivery_id, run_id, created_at)`: members of a
   request in flight, written before the request and cleared with the answer, so a crash in between leaves a
   trace the next run reconciles (see senders/sync.py).
@@ -28,7 +38,8 @@ from loaders.settings import Settings, postgres_params, postgres_schema
 TABLES = {
     "sync_state": (
         "audience varchar not null, user_id varchar not null, fingerprint varchar not null,"
-        " synced_at timestamp not null, run_id varchar not null, primary key (audience, user_id)"
+        " synced_at timestamp not null, run_id varchar not null, hashes varchar, stale_hashes varchar,"
+        " primary key (audience, user_id)"
     ),
     "sync_pending": (
         "audience varchar not null, user_id varchar not null, action varchar not null,"
@@ -52,9 +63,20 @@ TABLES = {
         "channel varchar not null, user_id varchar not null, reason varchar not null, destination varchar not null,"
         " audience varchar not null, suppressed_at timestamp not null, primary key (channel, user_id)"
     ),
+    "sync_replace": (
+        "audience varchar not null, session_id bigint not null, run_id varchar not null,"
+        " started_at timestamp not null, batches integer not null, sent_last boolean not null, finished_at timestamp,"
+        " primary key (audience, session_id)"
+    ),
+    "sync_skips": (
+        "audience varchar not null, user_id varchar not null, reason varchar not null, run_id varchar not null,"
+        " primary key (audience, user_id)"
+    ),
 }
+# Columns added after a table was first shipped: `create table if not exists` leaves an older table as it was.
+ADDED_COLUMNS = {"sync_state": {"hashes": "varchar", "stale_hashes": "varchar"}}
 COLUMNS = {
-    "sync_state": ["audience", "user_id", "fingerprint", "synced_at", "run_id"],
+    "sync_state": ["audience", "user_id", "fingerprint", "synced_at", "run_id", "hashes", "stale_hashes"],
     "sync_pending": ["audience", "user_id", "action", "fingerprint", "delivery_id", "run_id", "created_at"],
     "sync_log": [
         "audience",
@@ -89,18 +111,21 @@ COLUMNS = {
         "duration_seconds",
     ],
     "sync_suppressions": ["channel", "user_id", "reason", "destination", "audience", "suppressed_at"],
+    "sync_replace": ["audience", "session_id", "run_id", "started_at", "batches", "sent_last", "finished_at"],
+    "sync_skips": ["audience", "user_id", "reason", "run_id"],
 }
 
 
 @dataclass
 class Write:
-    """One step of a transaction: delete an audience's rows for some user ids (`ids`), insert rows, or run
-    a statement."""
+    """One step of a transaction: delete an audience's rows for some user ids (`delete_audience` + `ids`), null
+    one column of them (`set_null` + `delete_audience` + `ids`), insert rows, or run a statement."""
 
     table: str
     rows: list[tuple] = field(default_factory=list)
     delete_audience: str | None = None
     ids: list[str] | None = None
+    set_null: str | None = None
     sql: str | None = None
     params: Sequence[Any] = ()
 
@@ -167,6 +192,9 @@ class Warehouse:
             self.query(f'create schema if not exists "{self.schema}"')
         for name, ddl in TABLES.items():
             self.query(f"create table if not exists {self.table(name)} ({ddl})")
+        for name, added in ADDED_COLUMNS.items():
+            for column, kind in added.items():
+                self.query(f"alter table {self.table(name)} add column if not exists {column} {kind}")
 
     def transaction(self, writes: Iterable[Write]) -> None:
         """Apply the writes in one transaction: a crash leaves all or none of them."""
@@ -187,9 +215,13 @@ class Warehouse:
                     con.execute(write.sql, list(write.params))
                 elif write.ids is not None:
                     if write.ids:
+                        change = (
+                            f"update {self.table(write.table)} set {write.set_null} = null"
+                            if write.set_null
+                            else f"delete from {self.table(write.table)}"
+                        )
                         con.execute(
-                            f"delete from {self.table(write.table)} where audience = ?"
-                            " and user_id in (select unnest(?::varchar[]))",
+                            f"{change} where audience = ? and user_id in (select unnest(?::varchar[]))",
                             [write.delete_audience, list(write.ids)],
                         )
                 elif write.rows:
@@ -213,8 +245,13 @@ class Warehouse:
                         cursor.execute(self._sql(write.sql), list(write.params))
                     elif write.ids is not None:
                         if write.ids:
+                            change = (
+                                f"update {self.table(write.table)} set {write.set_null} = null"
+                                if write.set_null
+                                else f"delete from {self.table(write.table)}"
+                            )
                             cursor.execute(
-                                f"delete from {self.table(write.table)} where audience = %s and user_id = any(%s)",
+                                f"{change} where audience = %s and user_id = any(%s)",
                                 [write.delete_audience, list(write.ids)],
                             )
                     elif write.rows:
