@@ -7,6 +7,7 @@ Waits are recorded by a fake `sleep` instead of slept, so the backoff is asserte
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 
@@ -236,18 +237,22 @@ def test_meta_first_sync_replaces_what_the_audience_held_and_a_full_resync_drops
         assert replaces == [(2,)]
 
 
-def test_meta_changed_email_or_phone_leaves_no_old_hash(wh, tmp_path, monkeypatch):
+def test_meta_changed_email_or_phone_leaves_no_old_hash(wh, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)  # everything any library logs, to check no address, number or token leaks
     with FakeMeta() as api:
         connection_env(monkeypatch, "meta_test", password=api.access_token, extra={"base_url": api.base_url})
         audience_id = api.create_audience()
         set_segment(wh, "vip", user_ids(20))
-        run(wh, tmp_path, meta_audience(audience_id))
+        api.fail_next(500)
+        api.reject_record(lambda row: row[0] == sha(email_of("u0011")))  # a 400 naming nobody, split to isolate
+        run(wh, tmp_path, meta_audience(audience_id, failure_threshold=0.2))
+        api.reset_faults()
         with duckdb.connect(str(wh)) as con:
             con.execute("update dim_users set email = 'moved3@example.com' where user_id = 'u0003'")
             con.execute("update dim_users set phone = '+447900000999' where user_id = 'u0004'")
         set_segment(wh, "vip", user_ids(20))
         result = run(wh, tmp_path, meta_audience(audience_id))
-        assert result["added"] == 2 and result["failed"] == 0
+        assert result["added"] == 3 and result["failed"] == 0  # the two changed, and u0011 refused last time
         emails = api.audience_members(audience_id)
         assert sha("moved3@example.com") in emails and sha(email_of("u0003")) not in emails
         phones = api.audience_members(audience_id, "PHONE")
@@ -265,6 +270,10 @@ def test_meta_changed_email_or_phone_leaves_no_old_hash(wh, tmp_path, monkeypatc
         set_segment(wh, "vip", [u for u in user_ids(20) if u != "u0005"])
         assert run(wh, tmp_path, meta_audience(audience_id))["removed"] == 1
         assert sha(email_of("u0005")) not in api.audience_members(audience_id)
+    reasons = " ".join(r or "" for (r,) in table(wh, "select reason from sync_log"))
+    for leaked in ("@example.com", "+4479", "447900000999", api.access_token):
+        assert leaked not in caplog.text and leaked not in reasons
+    assert "retrying" in caplog.text  # the log did capture the sender's warnings
 
 
 # ---- Google Data Manager ---------------------------------------------------------------------------------
