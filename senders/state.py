@@ -15,7 +15,9 @@ schema), and the reads the sync needs from the marts.
   `sync_log` only when it starts or its reason changes (see DECISIONS.md, "sync_log retention").
 * `sync_pending(audience, user_id, action, fingerprint, delivery_id, run_id, created_at)`: members of a
   request in flight, written before the request and cleared with the answer, so a crash in between leaves a
-  trace the next run reconciles (see senders/sync.py).
+  trace the next run reconciles (see senders/sync.py). One row a member of a batch in flight (the sync clears a
+  member's earlier row before writing a new one); no primary key: it holds at most a batch or two, and an index
+  would cost every member of every batch its upkeep.
 * `sync_log(audience, destination, campaign_id, user_id, action, status, reason, run_id, logged_at)`: one row
   per member and decision (add, remove, send, skip) with its outcome; ids only, no PII.
 * `sync_runs`: one row per audience per run: considered, added, removed, skipped by reason, failed,
@@ -43,8 +45,7 @@ TABLES = {
     ),
     "sync_pending": (
         "audience varchar not null, user_id varchar not null, action varchar not null,"
-        " fingerprint varchar, delivery_id varchar not null, run_id varchar not null, created_at timestamp not null,"
-        " primary key (audience, user_id)"
+        " fingerprint varchar, delivery_id varchar not null, run_id varchar not null, created_at timestamp not null"
     ),
     "sync_log": (
         "audience varchar not null, destination varchar not null, campaign_id varchar, user_id varchar not null,"
@@ -226,10 +227,20 @@ class Warehouse:
                         )
                 elif write.rows:
                     columns = COLUMNS[write.table]
-                    values = [[row[i] for row in write.rows] for i in range(len(columns))]
-                    unnested = ", ".join(f"unnest(?) as {c}" for c in columns)
+                    selected, params = [], []
+                    for i, column in enumerate(columns):
+                        values = [row[i] for row in write.rows]
+                        # A value shared by every row (the audience, the run, the time, the status) is bound
+                        # once: converting Python values is most of an insert's cost, and a log row varies in
+                        # its user id only. One column stays a list so the select has a row per row.
+                        if len(set(values)) == 1 and selected:
+                            selected.append(f"? as {column}")
+                            params.append(values[0])
+                        else:
+                            selected.append(f"unnest(?) as {column}")
+                            params.append(values)
                     target = f"{self.table(write.table)} ({', '.join(columns)})"
-                    con.execute(f"insert into {target} select * from (select {unnested})", values)
+                    con.execute(f"insert into {target} select * from (select {', '.join(selected)})", params)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

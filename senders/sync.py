@@ -278,15 +278,24 @@ def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_s
     return [Candidate(row[0], bool(row[1]), dict(zip(names, row, strict=True))) for row in rows]
 
 
+# Columns that are text in the marts: sent as they are, without `_plain`'s type checks (a 10^6-member sync
+# builds every member's fields).
+TEXT_FIELDS = {"user_id", "segment_name", "email", "phone", "name", "gender", "city", "country", "platform"}
+TEXT_FIELDS |= {"lifecycle_stage", "rfm_segment"}
+
+
 def member_fields(audience: Audience, values: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    name = values.get("name") or ""
-    first, _, last = str(name).strip().partition(" ")
+    first = last = ""
+    if "first_name" in audience.fields or "last_name" in audience.fields:
+        first, _, last = str(values.get("name") or "").strip().partition(" ")
     for column in audience.fields:
         if column == "first_name":
             fields[column] = first or None
         elif column == "last_name":
             fields[column] = last.strip() or None
+        elif column in TEXT_FIELDS:
+            fields[column] = values.get(column)
         else:
             fields[column] = _plain(values.get(column))
     return fields
@@ -386,6 +395,7 @@ class AudienceSync:
         self.destination: Destination | None = None
         self.state: dict[str, StateRow] = {}  # what the destination holds, kept current as batches are recorded
         self.replacing: Replace | None = None  # the replace session in progress, if any
+        self.pending_ids: set[str] = set()  # members a killed attempt left in flight
 
     # the destination is built lazily: a dry run or an audience with nothing to send needs no credentials
     def connect(self) -> Destination:
@@ -467,6 +477,7 @@ class AudienceSync:
             else []
         )
 
+        self.pending_ids = {row[0] for row in pending}
         eligible: dict[str, Member] = {}
         fingerprints: dict[str, str] = {}
         profiles: dict[str, Member] = {}
@@ -563,10 +574,13 @@ class AudienceSync:
         stale = {uid: parse_hashes(row.stale_hashes) for uid, row in self.state.items() if row.stale_hashes}
         if not stale:
             return []
-        current = {h for row in self.state.values() if row.hashes for h in parse_hashes(row.hashes).values()}
+        current: set[str] = set()  # `field=hash` entries, split in C: a state holds 10^6 members
+        for row in self.state.values():
+            if row.hashes:
+                current.update(row.hashes.split(";"))
         members = []
         for uid, hashes in sorted(stale.items()):
-            kept = {field: h for field, h in hashes.items() if h not in current}
+            kept = {field: h for field, h in hashes.items() if f"{field}={h}" not in current}
             members.append(Member(uid, kept))
         return members
 
@@ -735,7 +749,8 @@ class AudienceSync:
         pending = "replace_last" if action == "replace" and last else action
         self.wh.transaction(
             [
-                Write("sync_pending", delete_audience=a.name, ids=ids),
+                # a member is pending once: a batch resent after a crash takes the place of its first try
+                Write("sync_pending", delete_audience=a.name, ids=[u for u in ids if u in self.pending_ids]),
                 Write(
                     "sync_pending",
                     rows=[
@@ -759,13 +774,13 @@ class AudienceSync:
             self.counts.failed += len(batch)
             self.wh.transaction(
                 [
-                    Write("sync_pending", delete_audience=a.name, ids=ids),
+                    self.clear_pending(delivery_id),
                     Write("sync_log", rows=self.log_rows(ids, action, "failed", str(exc)[:500])),
                 ]
             )
             raise DestinationError(str(exc)) from None
         _crash_point("after_request", self.batch_number)
-        self.record(action, batch, outcome, fingerprints, last=last)
+        self.record(action, batch, outcome, fingerprints, last=last, delivery_id=delivery_id)
         _crash_point("between_batches", self.batch_number)
 
     def replace_sender(self, batch: list[Member], last: bool, total: int) -> Callable[[Sequence[Member]], BatchOutcome]:
@@ -787,6 +802,11 @@ class AudienceSync:
 
         return send
 
+    def clear_pending(self, delivery_id: str) -> Write:
+        table = self.wh.table("sync_pending")
+        sql = f"delete from {table} where audience = ? and delivery_id = ?"
+        return Write("sync_pending", sql=sql, params=[self.audience.name, delivery_id])
+
     def record(
         self,
         action: str,
@@ -796,6 +816,7 @@ class AudienceSync:
         reason: str | None = None,
         *,
         last: bool = False,
+        delivery_id: str | None = None,
     ) -> None:
         a = self.audience
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -816,7 +837,11 @@ class AudienceSync:
             unattributed_failures=outcome.unattributed_failures,
             hashes=outcome.hashes,
         )
-        writes = [Write("sync_pending", delete_audience=a.name, ids=ids)]
+        # by the batch's id when it has one: one statement instead of a lookup per member
+        pending = (
+            self.clear_pending(delivery_id) if delivery_id else Write("sync_pending", delete_audience=a.name, ids=ids)
+        )
+        writes = [pending]
         log_action, log_reason = action, reason
         if action == "remove":
             writes.append(Write("sync_state", delete_audience=a.name, ids=accepted))
@@ -831,6 +856,8 @@ class AudienceSync:
                 if uid in self.state:
                     self.state[uid] = self.state[uid]._replace(stale_hashes=None)
         else:
+            # only members already held have a row to replace: a first sync deletes nothing
+            writes.append(Write("sync_state", delete_audience=a.name, ids=[u for u in accepted if u in self.state]))
             rows = []
             for uid in accepted:
                 sent = outcome.hashes.get(uid)
@@ -841,7 +868,6 @@ class AudienceSync:
                 row = StateRow(fingerprints[uid], now, hashes, stale)
                 self.state[uid] = row
                 rows.append((a.name, uid, row.fingerprint, now, self.run.run_id, hashes, stale))
-            writes.append(Write("sync_state", delete_audience=a.name, ids=accepted))
             writes.append(Write("sync_state", rows=rows))
             if action == "send":
                 self.counts.sent += len(accepted)

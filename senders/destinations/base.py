@@ -14,16 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
     from senders.audiences import Audience
     from senders.http import HttpClient
 
 
-@dataclass(frozen=True)
-class Member:
-    """One audience member as it leaves the warehouse (fields already chosen by the audience)."""
+class Member(NamedTuple):
+    """One audience member as it leaves the warehouse (fields already chosen by the audience). A NamedTuple
+    rather than a frozen dataclass: a first sync builds 10^6 of them, and a tuple is four times cheaper."""
 
     user_id: str
     fields: Mapping[str, Any]
@@ -78,11 +78,12 @@ class RunContext:
 def batch_digest(action: str, members: Sequence[Member]) -> str:
     """A stable id for a batch's content: the same members with the same fields give the same id, which
     makes run-addressed keys (S3, files) and webhook ids repeat exactly when a crashed batch is re-sent."""
-    digest = hashlib.sha256(action.encode())
+    # One join rather than JSON per member: this runs for every member sent (10^6 on a first sync).
+    parts = [action]
     for member in sorted(members, key=lambda m: m.user_id):
-        digest.update(b"\0" + member.user_id.encode() + b"\0")
-        digest.update(json.dumps(dict(member.fields), sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+        parts.append(member.user_id)
+        parts.extend(f"{k}\x1f{'' if v is None else v}\x1f{v is None:d}" for k, v in sorted(member.fields.items()))
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
 class Destination(ABC):

@@ -86,6 +86,7 @@ class MetaCustomAudience(Destination):
         super().__init__(audience, credentials, http, run)
         if http is not None:
             http.retry_hint = throttle_wait
+        self.cache: dict[tuple[str, object], str] = {}
 
     @classmethod
     def check_audience(cls, audience) -> str | None:
@@ -101,24 +102,38 @@ class MetaCustomAudience(Destination):
             return [f for f in self.audience.fields if f in self.audience.identifiers]
         return list(self.audience.fields)
 
+    @staticmethod
+    def hash_field(name: str, raw: object) -> str:
+        try:
+            clean = CLEANERS[name](raw)
+        except normalise.NormalisationError:
+            clean = None  # one bad field does not stop matching on the others
+        return normalise.sha256_hex(clean) if clean else ""
+
     def row(self, member: Member, columns: list[str]) -> tuple[list[str], dict[str, str]] | None:
         """The member's hashed row and the hashes of its identifiers, or None when no identifier survives
         normalisation."""
         values = []
         hashes: dict[str, str] = {}
         identifiers = self.audience.identifiers
+        cache = self.cache
         for name in columns:
             if name == "user_id":
                 values.append(member.user_id)
                 continue
-            try:
-                clean = CLEANERS[name](member.fields.get(name))
-            except normalise.NormalisationError:
-                clean = None  # one bad field does not stop matching on the others
-            value = normalise.sha256_hex(clean) if clean else ""
+            raw = member.fields.get(name)
+            if name in identifiers:
+                value = self.hash_field(name, raw)
+                if value:
+                    hashes[name] = value
+            else:
+                # names and countries repeat across members: normalise and hash each value once
+                value = cache.get((name, raw))
+                if value is None:
+                    if len(cache) > 100_000:
+                        cache.clear()
+                    value = cache[(name, raw)] = self.hash_field(name, raw)
             values.append(value)
-            if value and name in identifiers:
-                hashes[name] = value
         if not hashes and not ("user_id" in identifiers and "user_id" in columns):
             return None
         return values, hashes

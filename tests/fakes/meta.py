@@ -22,7 +22,8 @@ Contract (../shared/reference/destinations.md, Marketing API "Custom Audience Us
 - Throttling is Graph's HTTP 400 with code 80004 (`throttle_next`) and an `X-Business-Use-Case-Usage` header
   giving `estimated_time_to_regain_access` (minutes).
 
-State for assertions: `audience_members(audience_id, key="EMAIL")` (set of hashes), `audience_rows(...)`.
+State for assertions: `audience_members(audience_id, key="EMAIL")` (set of hashes), `audience_rows(...)`,
+`rows_received` (rows of accepted requests by operation: add, remove, replace).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import json
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,41 +72,46 @@ def _key(row: dict[str, str]) -> RowKey:
 @dataclass
 class ReplaceSession:
     session_id: int
-    rows: dict[RowKey, dict[str, str]] = field(default_factory=dict)
+    rows: set[RowKey] = field(default_factory=set)
     batches: set[int] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
 
 
 @dataclass
 class Audience:
-    """Rows keyed by their content (a repeated row is one member), with an index from each personal identifier
-    to its rows, so adds and removals cost what they carry, not the audience's size (the bench holds 10^6)."""
+    """Rows as sorted (key, value) pairs (a repeated row is one member), with an index from each personal
+    identifier to its rows, so adds and removals cost what they carry, not the audience's size, and 10^6
+    members (the bench) fit in about a kilobyte each."""
 
     id: str
-    rows: dict[RowKey, dict[str, str]] = field(default_factory=dict)
-    index: dict[tuple[str, str], set[RowKey]] = field(default_factory=dict)
+    rows: set[RowKey] = field(default_factory=set)
+    index: dict[tuple[str, str], list[RowKey]] = field(default_factory=dict)
     replace: ReplaceSession | None = None
     ended_sessions: dict[int, set[int]] = field(default_factory=dict)  # replace session id -> its batch_seqs
 
-    def add(self, row: dict[str, str]) -> None:
-        key = _key(row)
+    def add(self, key: RowKey) -> None:
         if key in self.rows:
             return
-        self.rows[key] = row
-        for k, v in row.items():
-            if v and k in PERSONAL_KEYS:
-                self.index.setdefault((k, v), set()).add(key)
+        self.rows.add(key)
+        for pair in key:
+            if pair[1] and pair[0] in PERSONAL_KEYS:
+                self.index.setdefault(pair, []).append(key)
 
     def discard(self, key: RowKey) -> None:
-        row = self.rows.pop(key, None)
-        for k, v in (row or {}).items():
-            if v and k in PERSONAL_KEYS:
-                self.index[(k, v)].discard(key)
+        if key not in self.rows:
+            return
+        self.rows.discard(key)
+        for pair in key:
+            if pair[1] and pair[0] in PERSONAL_KEYS:
+                keys = self.index[pair]
+                keys.remove(key)
+                if not keys:
+                    del self.index[pair]
 
-    def reset(self, rows: dict[RowKey, dict[str, str]]) -> None:
-        self.rows, self.index = {}, {}
-        for row in rows.values():
-            self.add(row)
+    def reset(self, rows: set[RowKey]) -> None:
+        self.rows, self.index = set(), {}
+        for key in rows:
+            self.add(key)
 
 
 class FakeMeta(FakeServer):
@@ -116,6 +123,7 @@ class FakeMeta(FakeServer):
         self.audiences: dict[str, Audience] = {}
         self._throttles = 0
         self._invalid_predicates: list[Callable[[list[Any]], bool]] = []
+        self.rows_received: Counter[str] = Counter()  # rows of accepted requests, by add / remove / replace
 
     # ---- setup and assertions --------------------------------------------------------------------------
 
@@ -127,12 +135,12 @@ class FakeMeta(FakeServer):
 
     def audience_rows(self, audience_id: str) -> list[dict[str, str]]:
         with self.lock:
-            return [dict(r) for r in self.audiences[audience_id].rows.values()]
+            return [dict(r) for r in self.audiences[audience_id].rows]
 
     def audience_members(self, audience_id: str, key: str = "EMAIL") -> set[str]:
         """The hashes under `key` of the audience's current members."""
         with self.lock:
-            return {r[key] for r in self.audiences[audience_id].rows.values() if r.get(key)}
+            return {v for row in self.audiences[audience_id].rows for k, v in row if k == key and v}
 
     def invalid_rows_for(self, predicate: Callable[[list[Any]], bool]) -> None:
         """Rows matching `predicate` (as received: one value per schema key) are well-formed but unusable:
@@ -233,6 +241,7 @@ class FakeMeta(FakeServer):
             self._add(audience, valid)
         else:
             self._remove(audience, valid)
+        self.rows_received[op] += len(rows)
         answer: dict[str, Any] = {
             "audience_id": audience.id,
             "session_id": str(session["session_id"]) if session else str(secrets.randbits(53)),
@@ -324,7 +333,7 @@ class FakeMeta(FakeServer):
 
     def _add(self, audience: Audience, rows: list[dict[str, str]]) -> None:
         for row in rows:
-            audience.add(row)
+            audience.add(_key(row))
 
     def _remove(self, audience: Audience, rows: list[dict[str, str]]) -> None:
         """A removed row takes out every member it matches on a personal identifier (email, phone, ids), as Meta
@@ -362,8 +371,7 @@ class FakeMeta(FakeServer):
         if seq != expected:
             return graph_error(100, f"(#100) batch_seq {seq} is out of order: the session expects {expected}")
         current.batches.add(seq)
-        for row in rows:
-            current.rows.setdefault(_key(row), row)
+        current.rows.update(_key(row) for row in rows)
         if session["last_batch_flag"]:
             audience.reset(current.rows)
             audience.ended_sessions[current.session_id] = current.batches
