@@ -34,6 +34,7 @@ sender process at those two points.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -62,7 +63,6 @@ from senders.destinations.base import (
     RejectedBatch,
     ReplaceBatch,
     RunContext,
-    batch_digest,
 )
 from senders.http import HttpClient, RetryPolicy
 from senders.state import Warehouse, Write
@@ -181,6 +181,16 @@ def fingerprint(fields: dict[str, Any]) -> str:
     A join rather than JSON: this runs for every member on every run, and is three times faster."""
     text = "\x1e".join(k + "\x1f" + ("\x00" if v is None else str(v)) for k, v in fields.items())
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def delivery_id_for(action: str, batch: Sequence[Member], fingerprints: dict[str, str]) -> str:
+    """The id of a batch in sync_pending: its action, members and what they carry (the fingerprint, which
+    hashes the fields, or the fields of a removal), cheaper than hashing every field again."""
+    parts = [action]
+    for m in batch:
+        fp = fingerprints.get(m.user_id) if action not in ("remove", "unlink") else None
+        parts.append(f"{m.user_id}\x1f{fp if fp is not None else sorted(m.fields.items())!r}")
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
 def hashed_id(user_id: str) -> str:
@@ -422,6 +432,10 @@ class AudienceSync:
     def execute(self) -> AudienceCounts:
         started = time.monotonic()
         started_at = datetime.now(UTC).replace(tzinfo=None)
+        # A large audience is millions of small acyclic objects (members, fields, state rows): the cyclic
+        # garbage collector would walk all of them again at every collection and cost a third of the run.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._execute()
         except SyncFailed as exc:
@@ -435,6 +449,8 @@ class AudienceSync:
             self.counts.outcome = "failed"
             self.counts.error = f"audience {self.audience.name}: unexpected {type(exc).__name__} (see the task log)"
         finally:
+            if collecting:
+                gc.enable()
             if self.destination is not None and self.destination.http is not None:
                 self.counts.retried = self.destination.http.retries
         duration = time.monotonic() - started
@@ -742,7 +758,7 @@ class AudienceSync:
         destination = self.connect()
         a = self.audience
         self.batch_number += 1
-        delivery_id = batch_digest(action, batch)
+        delivery_id = delivery_id_for(action, batch, fingerprints)
         now = datetime.now(UTC).replace(tzinfo=None)
         ids = [m.user_id for m in batch]
         # The batch that ends a replace is pending as `replace_last`: resent after a crash, it must end it again.
@@ -875,8 +891,9 @@ class AudienceSync:
                 self.counts.added += len(accepted)
             if action == "replace":
                 session = self.replacing
-                # (a resent batch that the destination had already taken counts once more: harmless, the
-                # destination takes the repeated number as a retry)
+                # Known limit: a batch split after a 400 takes one number per piece; if the process is killed
+                # after two pieces were answered and before this record, the resent batch takes one number and
+                # the session's next batch repeats the second piece's number, which Meta takes as a retry.
                 session.batches += self.replace_requests
                 session.sent_last = session.sent_last or self.replace_flagged
                 table = self.wh.table("sync_replace")
