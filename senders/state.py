@@ -117,6 +117,16 @@ COLUMNS = {
 }
 
 
+def _duckdb_list(values: list[Any]) -> tuple[str, Any]:
+    """A list of values for DuckDB to unnest, and the parameter to bind. Text goes as one string split by
+    DuckDB: binding a list converts each element (half of an insert's cost for 10,000 ids and hashes)."""
+    if values and all(type(v) is str for v in values):
+        joined = "\x1e".join(values)
+        if joined.count("\x1e") == len(values) - 1:  # no value holds the separator
+            return "unnest(string_split(?, chr(30)))", joined
+    return "unnest(?)", values
+
+
 @dataclass
 class Write:
     """One step of a transaction: delete an audience's rows for some user ids (`delete_audience` + `ids`), null
@@ -221,9 +231,10 @@ class Warehouse:
                             if write.set_null
                             else f"delete from {self.table(write.table)}"
                         )
+                        expression, param = _duckdb_list(list(write.ids))
                         con.execute(
-                            f"{change} where audience = ? and user_id in (select unnest(?::varchar[]))",
-                            [write.delete_audience, list(write.ids)],
+                            f"{change} where audience = ? and user_id in (select {expression})",
+                            [write.delete_audience, param],
                         )
                 elif write.rows:
                     columns = COLUMNS[write.table]
@@ -237,8 +248,9 @@ class Warehouse:
                             selected.append(f"? as {column}")
                             params.append(values[0])
                         else:
-                            selected.append(f"unnest(?) as {column}")
-                            params.append(values)
+                            expression, param = _duckdb_list(values)
+                            selected.append(f"{expression} as {column}")
+                            params.append(param)
                     target = f"{self.table(write.table)} ({', '.join(columns)})"
                     con.execute(f"insert into {target} select * from (select {', '.join(selected)})", params)
             con.execute("commit")

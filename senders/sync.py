@@ -113,8 +113,7 @@ class AudienceCounts:
         }
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     user_id: str
     in_segment: bool
     values: dict[str, Any]
@@ -179,7 +178,7 @@ def run_id_for(data_interval_end: datetime) -> str:
 def fingerprint(fields: dict[str, Any]) -> str:
     """What was sent, as a hash: field names and values (None distinct from ""), in the audience's order.
     A join rather than JSON: this runs for every member on every run, and is three times faster."""
-    text = "\x1e".join(k + "\x1f" + ("\x00" if v is None else str(v)) for k, v in fields.items())
+    text = "\x1e".join([k + "\x1f" + ("\x00" if v is None else str(v)) for k, v in fields.items()])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -328,9 +327,10 @@ def skip_reason(audience: Audience, values: dict[str, Any]) -> str | None:
         return "consent"
     if values["suppressed"]:
         return "suppressed"
-    if not any(values.get(i) not in (None, "") for i in audience.identifiers):
-        return "missing_identifier"
-    return None
+    for identifier in audience.identifiers:
+        if values.get(identifier) not in (None, ""):
+            return None
+    return "missing_identifier"
 
 
 # ---- batching ----------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ Throttling is an HTTP 400 with error code 17, 613, 80003 or 80004: retried with 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import ClassVar
@@ -104,6 +105,16 @@ class MetaCustomAudience(Destination):
 
     @staticmethod
     def hash_field(name: str, raw: object) -> str:
+        # the common case first, with what normalise.email and .phone_meta would return for it
+        if type(raw) is str:
+            if name == "email":
+                clean = raw.strip().lower()
+                if len(clean) <= 254 and normalise.PLAIN_EMAIL.fullmatch(clean):
+                    return hashlib.sha256(clean.encode()).hexdigest()
+            elif name == "phone":
+                clean = raw.strip()
+                if normalise.E164.fullmatch(clean):
+                    return hashlib.sha256(clean[1:].encode()).hexdigest()
         try:
             clean = CLEANERS[name](raw)
         except normalise.NormalisationError:
