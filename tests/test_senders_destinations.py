@@ -223,6 +223,12 @@ def test_meta_first_sync_replaces_what_the_audience_held_and_a_full_resync_drops
         audience_id = api.create_audience()
         meta_seed(api, audience_id, ["stray@example.org", email_of("u0001")])  # uploaded by hand, before Rekindle
         set_segment(wh, "vip", user_ids(30))
+        printed: list[str] = []
+        config = write_audiences(tmp_path / "audiences.yml", [meta_audience(audience_id)])
+        settings = settings_for(wh, tmp_path / "out")
+        sync_audiences(settings, START, AS_OF, config=config, dry_run=True, report=printed.append)
+        assert "would replace the whole audience with its 30 eligible members" in printed[0]
+        assert len(api.requests) == 1  # the seed only: a dry run sends nothing
         first = run(wh, tmp_path, meta_audience(audience_id))
         assert first["added"] == 30 and first["outcome"] == "ok"
         assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(30)}
