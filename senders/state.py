@@ -7,10 +7,10 @@ schema), and the reads the sync needs from the marts.
   identifier sent (`email=<sha256>;phone=<sha256>`, never the address itself), so a leaver is removed by what
   the destination holds even after the profile changed; `stale_hashes` holds hashes a member's change replaced
   that the destination still holds until their removal is accepted.
-* `sync_replace(audience, session_id, run_id, started_at, batches, sent_last, finished_at)`: a replace of a whole
-  audience (Meta `usersreplace` session, Google ingest then remove-all as of `started_at`), written before its
-  first request and updated with each accepted batch, so a rerun after a crash resumes the same session (same
-  id, next batch number) with the same time T.
+* `sync_replace(audience, session_id, run_id, started_at, batches, sent_last, requested, finished_at)`: a replace
+  of a whole audience (Meta `usersreplace` session, Google ingest then remove-all as of `started_at`), written
+  before its first request; `requested` is written before each request and `batches` with each recorded
+  answer, so a rerun after a crash resumes the same session (same id, right batch number) with the same T.
 * `sync_skips(audience, user_id, reason, run_id)`: each member skipped now and why; a skip is written to
   `sync_log` only when it starts or its reason changes (see DECISIONS.md, "sync_log retention").
 * `sync_pending(audience, user_id, action, fingerprint, delivery_id, run_id, created_at)`: members of a
@@ -66,7 +66,8 @@ TABLES = {
     ),
     "sync_replace": (
         "audience varchar not null, session_id bigint not null, run_id varchar not null,"
-        " started_at timestamp not null, batches integer not null, sent_last boolean not null, finished_at timestamp,"
+        " started_at timestamp not null, batches integer not null, sent_last boolean not null,"
+        " requested integer not null, finished_at timestamp,"
         " primary key (audience, session_id)"
     ),
     "sync_skips": (
@@ -112,7 +113,16 @@ COLUMNS = {
         "duration_seconds",
     ],
     "sync_suppressions": ["channel", "user_id", "reason", "destination", "audience", "suppressed_at"],
-    "sync_replace": ["audience", "session_id", "run_id", "started_at", "batches", "sent_last", "finished_at"],
+    "sync_replace": [
+        "audience",
+        "session_id",
+        "run_id",
+        "started_at",
+        "batches",
+        "sent_last",
+        "requested",
+        "finished_at",
+    ],
     "sync_skips": ["audience", "user_id", "reason", "run_id"],
 }
 

@@ -134,8 +134,11 @@ class Replace:
 
     session_id: int
     started_at: datetime  # T: naive UTC
-    batches: int  # batches the destination accepted so far
+    batches: int  # the number of the last batch whose answer was recorded
     sent_last: bool  # the batch that ends the session was accepted
+    # the number of the last request sent (written before it goes): one ahead of `batches` while a request is in
+    # flight, more if a batch was split; a batch resent after a crash goes under this number
+    requested: int
 
 
 def format_hashes(hashes: dict[str, str]) -> str:
@@ -406,6 +409,8 @@ class AudienceSync:
         self.state: dict[str, StateRow] = {}  # what the destination holds, kept current as batches are recorded
         self.replacing: Replace | None = None  # the replace session in progress, if any
         self.pending_ids: set[str] = set()  # members a killed attempt left in flight
+        self.refused: set[str] = set()  # members the destination refused in this run
+        self.replace_accepted = 0  # the number of the last replace request answered in the current batch
 
     # the destination is built lazily: a dry run or an audience with nothing to send needs no credentials
     def connect(self) -> Destination:
@@ -636,7 +641,7 @@ class AudienceSync:
         if not self.wh.relation_exists("sync_replace"):
             return None
         rows = self.wh.query(
-            f"select session_id, started_at, batches, sent_last from {self.wh.table('sync_replace')}"
+            f"select session_id, started_at, batches, sent_last, requested from {self.wh.table('sync_replace')}"
             " where audience = ? and finished_at is null order by started_at desc limit 1",
             [self.audience.name],
         )
@@ -659,20 +664,21 @@ class AudienceSync:
         if self.replacing is None:
             # T and the session id are written before the first request: a rerun continues this replace.
             started = datetime.now(UTC).replace(tzinfo=None)
-            self.replacing = Replace(secrets.randbits(53), started, 0, False)
-            row = (a.name, self.replacing.session_id, self.run.run_id, started, 0, False, None)
+            self.replacing = Replace(secrets.randbits(53), started, 0, False, 0)
+            row = (a.name, self.replacing.session_id, self.run.run_id, started, 0, False, 0, None)
             self.wh.transaction([Write("sync_replace", rows=[row])])
         session = self.replacing
         for _ in range(3):  # the members, then at most two closing batches if the last one had to be split
             if session.sent_last:
                 break
             sent = {uid for uid, row in self.state.items() if row.synced_at >= session.started_at}
-            remaining = [m for uid, m in eligible.items() if uid not in sent]
+            # a member the destination refused in this run is not offered again until the next run
+            remaining = [m for uid, m in eligible.items() if uid not in sent and uid not in self.refused]
             if not remaining:
-                if not eligible:
-                    raise SyncFailed(f"audience {a.name}: a replace left open has no eligible member to close it")
                 # every member is in already, but the session still needs its last batch: one member again
-                remaining = [next(iter(eligible.values()))]
+                remaining = [m for uid, m in eligible.items() if uid in sent][:1]
+                if not remaining:
+                    raise SyncFailed(f"audience {a.name}: a replace left open has no member to close it with")
             chunks = list(batches(destination, remaining))
             for i, chunk in enumerate(chunks):
                 self.send_batch("replace", chunk, fingerprints, last=i == len(chunks) - 1, total=len(eligible))
@@ -753,7 +759,14 @@ class AudienceSync:
     # ---- sending and recording ---------------------------------------------------------------------------
 
     def send_batch(
-        self, action: str, batch: list[Member], fingerprints: dict[str, str], *, last: bool = False, total: int = 0
+        self,
+        action: str,
+        batch: list[Member],
+        fingerprints: dict[str, str],
+        *,
+        last: bool = False,
+        total: int = 0,
+        resend: bool = False,
     ) -> None:
         destination = self.connect()
         a = self.audience
@@ -777,7 +790,7 @@ class AudienceSync:
             ]
         )
         if action == "replace":
-            send = self.replace_sender(batch, last, total)
+            send = self.replace_sender(batch, last, total, resend=resend)
         else:
             send = destination.remove if action in ("remove", "unlink") else destination.add
         try:
@@ -799,20 +812,35 @@ class AudienceSync:
         self.record(action, batch, outcome, fingerprints, last=last, delivery_id=delivery_id)
         _crash_point("between_batches", self.batch_number)
 
-    def replace_sender(self, batch: list[Member], last: bool, total: int) -> Callable[[Sequence[Member]], BatchOutcome]:
-        """Requests of one replace batch: each accepted request takes the session's next batch number (a batch
-        refused as invalid is split, and its pieces are numbered in turn). Only the whole last batch carries
-        the last-batch flag; when it had to be split, replace() ends the session with one more batch."""
-        destination, session = self.connect(), self.replacing
-        self.replace_requests, self.replace_flagged = 0, False
+    def replace_sender(
+        self, batch: list[Member], last: bool, total: int, *, resend: bool
+    ) -> Callable[[Sequence[Member]], BatchOutcome]:
+        """Requests of one replace batch: each request takes the session's next batch number, written to
+        `sync_replace.requested` before it goes (a batch refused as invalid is split, and its pieces are
+        numbered in turn). A batch a crash left in flight is resent under the last number requested: the
+        destination applies it if that request never arrived and takes it as a retry if it did, whether or not
+        the batch had been split. Only the whole last batch carries the last-batch flag; when it had to be
+        split, replace() ends the session with one more batch."""
+        destination, session, table = self.connect(), self.replacing, self.wh.table("sync_replace")
+        self.replace_flagged = False
+        # (requested == batches: the batch left in flight never went, so it takes the next number after all)
+        in_flight = resend and session.requested > session.batches
+        number = [session.requested if in_flight else session.batches + 1]
+        self.replace_accepted = 0
 
         def send(members: Sequence[Member]) -> BatchOutcome:
             flagged = last and len(members) == len(batch)
-            seq = session.batches + self.replace_requests + 1
+            seq = number[0]
+            if seq != session.requested:
+                sql = f"update {table} set requested = ? where audience = ? and session_id = ?"
+                params = [seq, self.audience.name, session.session_id]
+                self.wh.transaction([Write("sync_replace", sql=sql, params=params)])
+                session.requested = seq
             outcome = destination.replace(
                 members, ReplaceBatch(session.session_id, session.started_at, seq, flagged, total)
             )
-            self.replace_requests += 1
+            number[0] += 1  # only an answered request spends its number: a refused one (400) is not applied
+            self.replace_accepted = seq
             self.replace_flagged = self.replace_flagged or flagged
             return outcome
 
@@ -874,6 +902,10 @@ class AudienceSync:
         else:
             # only members already held have a row to replace: a first sync deletes nothing
             writes.append(Write("sync_state", delete_audience=a.name, ids=[u for u in accepted if u in self.state]))
+            added = len(accepted)
+            if action == "replace":  # a member sent again in the same session (to close it) is not added twice
+                since = self.replacing.started_at
+                added -= sum(1 for u in accepted if u in self.state and self.state[u].synced_at >= since)
             rows = []
             for uid in accepted:
                 sent = outcome.hashes.get(uid)
@@ -886,15 +918,12 @@ class AudienceSync:
                 rows.append((a.name, uid, row.fingerprint, now, self.run.run_id, hashes, stale))
             writes.append(Write("sync_state", rows=rows))
             if action == "send":
-                self.counts.sent += len(accepted)
+                self.counts.sent += added
             else:
-                self.counts.added += len(accepted)
+                self.counts.added += added
             if action == "replace":
                 session = self.replacing
-                # Known limit: a batch split after a 400 takes one number per piece; if the process is killed
-                # after two pieces were answered and before this record, the resent batch takes one number and
-                # the session's next batch repeats the second piece's number, which Meta takes as a retry.
-                session.batches += self.replace_requests
+                session.batches = max(session.batches, self.replace_accepted)
                 session.sent_last = session.sent_last or self.replace_flagged
                 table = self.wh.table("sync_replace")
                 writes.append(
@@ -905,6 +934,7 @@ class AudienceSync:
                     )
                 )
         writes.append(Write("sync_log", rows=self.log_rows(accepted, log_action, "sent", log_reason)))
+        self.refused.update(outcome.rejected)
         for uid, why in sorted(outcome.rejected.items()):
             writes.append(Write("sync_log", rows=self.log_rows([uid], log_action, "failed", why[:500])))
         if outcome.suppress:
@@ -985,7 +1015,9 @@ class AudienceSync:
                 members = [eligible.get(uid) or profiles.get(uid) or Member(uid, {}) for uid in ids]
                 self.counts.settled += len(members)
                 sent = {uid: sent_fingerprints.get(uid) or fingerprints.get(uid) or "" for uid in ids}
-                self.send_batch("replace", members, sent, last=action == "replace_last", total=len(eligible))
+                self.send_batch(
+                    "replace", members, sent, last=action == "replace_last", total=len(eligible), resend=True
+                )
                 continue
             if action in ("remove", "unlink"):
                 members = [self.removal_member(uid) for uid in ids]

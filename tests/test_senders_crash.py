@@ -193,8 +193,8 @@ def test_meta_replace_after_a_kill_resumes_its_session_and_ends_exactly_eligible
         # killed mid-session: the old audience is live and whole, the session open with its first two batches
         assert api.audience_members(audience_id) == {sha(e) for e in old}
         assert api.audiences[audience_id].replace.batches == {1, 2}
-        assert table(wh, "select batches, finished_at from sync_replace") == [
-            (1 if crash_at.startswith("after_request") else 2, None)
+        assert table(wh, "select batches, requested, finished_at from sync_replace") == [
+            (1 if crash_at.startswith("after_request") else 2, 2, None)
         ]
         assert sender(tmp_path, wh, config, connections, None) == 0
         assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(45)}
@@ -209,6 +209,33 @@ def test_meta_replace_after_a_kill_resumes_its_session_and_ends_exactly_eligible
         assert table(wh, "select count(*) from sync_state") == [(45,)]
         assert table(wh, "select count(*) from sync_replace where finished_at is not null") == [(1,)]
         assert table(wh, "select count(*) from sync_pending") == [(0,)]
+
+
+def test_meta_replace_killed_after_a_split_batch_loses_no_batch(tmp_path):
+    """A batch refused for one bad record is split, and each piece takes a batch number; killed after the
+    pieces were answered and before they were recorded, the rerun resends the batch under the last number
+    requested (a retry to Meta), so the batch after it does not reuse a number Meta has already seen."""
+    from fakes.meta import FakeMeta
+
+    wh = make_warehouse(tmp_path / "wh.duckdb", users=60)
+    set_segment(wh, "s", user_ids(45))
+    with FakeMeta() as api:
+        audience_id = api.create_audience()
+        bad = sha(email_of("u0015"))
+        api.reject_record(lambda row: row[0] == bad)
+        connections = {"meta": {"password": api.access_token, "extra": {"base_url": api.base_url}}}
+        config = write_audiences(
+            tmp_path / "a.yml",
+            [{"name": "ca", "segment": "s", "destination": "meta_custom_audience", "conn_id": "meta",
+              "fields": ["email"], "identifiers": ["email"], "batch_rows": 10, "failure_threshold": 0.1,
+              "options": {"audience_id": audience_id}}],
+        )  # fmt: skip
+        assert sender(tmp_path, wh, config, connections, "after_request:2") == -signal.SIGKILL
+        [(batches, requested)] = table(wh, "select batches, requested from sync_replace")
+        assert batches == 1 and requested > 2  # batch 2 went in pieces
+        assert sender(tmp_path, wh, config, connections, None) == 0
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(45)} - {bad}
+        assert table(wh, "select count(*) from sync_replace where finished_at is not null") == [(1,)]
 
 
 def test_google_replace_after_a_kill_removes_as_of_the_first_attempts_time(tmp_path):

@@ -243,6 +243,23 @@ def test_meta_first_sync_replaces_what_the_audience_held_and_a_full_resync_drops
         assert replaces == [(2,)]
 
 
+def test_meta_replace_whose_last_batch_is_split_still_ends(wh, tmp_path, monkeypatch):
+    """A bad record in the last batch: the batch is split and no piece may carry the last-batch flag (the
+    pieces after it would be refused), so the sync ends the session with one member sent again."""
+    with FakeMeta() as api:
+        connection_env(monkeypatch, "meta_test", password=api.access_token, extra={"base_url": api.base_url})
+        audience_id = api.create_audience()
+        meta_seed(api, audience_id, ["stray@example.org"])
+        set_segment(wh, "vip", user_ids(30))
+        bad = sha(email_of("u0030"))
+        api.reject_record(lambda row: row[0] == bad)
+        result = run(wh, tmp_path, meta_audience(audience_id, failure_threshold=0.1))
+        assert (result["outcome"], result["added"], result["failed"]) == ("ok", 29, 1)
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(29)}
+        flagged = [r for r in api.requests_to("POST", "/usersreplace") if r.json()["session"]["last_batch_flag"]]
+        assert [r.status for r in flagged] == [400, 200]  # the whole last batch refused, then the closing one
+
+
 def test_meta_changed_email_or_phone_leaves_no_old_hash(wh, tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)  # everything any library logs, to check no address, number or token leaks
     with FakeMeta() as api:
