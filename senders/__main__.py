@@ -2,7 +2,7 @@
 
     python -m senders check [--config senders/audiences.yml]
     python -m senders dry-run [--audience NAME ...] [--interval-end 2026-11-01T00:00:00]
-    python -m senders sync [--audience NAME ...] [--interval-end ...] [--allow-large-change]
+    python -m senders sync [--audience NAME ...] [--interval-end ...] [--allow-large-change] [--full-resync]
 
 The interval defaults to the last whole UTC day (what a daily DAG run would sync). Settings come from the
 REKINDLE_* environment variables; credentials from Airflow Connections or AIRFLOW_CONN_<ID>.
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-large-change", action="store_true", help="let this run exceed the audiences' safety limits"
     )
+    parser.add_argument(
+        "--full-resync",
+        action="store_true",
+        help="replace each audience whole where the destination can (Meta, Google), else resend every member",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             end,
             dry_run=args.command == "dry-run",
             allow_large_change=args.allow_large_change,
+            full_resync=args.full_resync,
             audiences=args.audience,
             config=args.config,
         )

@@ -33,6 +33,10 @@ _E164_DIGITS = (8, 15)  # the same bounds as the warehouse's e164_phone macro
 _EMAIL_MAX_CHARS = 254
 _GOOGLE_CONSUMER_DOMAINS = {"gmail.com", "googlemail.com"}
 _PHONE_PUNCTUATION = re.compile(r"[\s()\-./]")
+# Fast paths for values that are already clean (most of a warehouse's): the checks below give the same answer
+# for them, and the full checks still run, with their specific messages, for anything else.
+PLAIN_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+E164 = re.compile(r"\+[1-9]\d{7,14}")
 
 
 class NormalisationError(ValueError):
@@ -69,6 +73,8 @@ def email_google(value: str | None) -> str | None:
 
 
 def _check_email(address: str) -> None:
+    if len(address) <= _EMAIL_MAX_CHARS and PLAIN_EMAIL.fullmatch(address):
+        return
     if len(address) > _EMAIL_MAX_CHARS:
         raise NormalisationError(f"email address is longer than {_EMAIL_MAX_CHARS} characters")
     if any(ch.isspace() for ch in address):
@@ -90,6 +96,8 @@ def phone_e164(value: str | None, default_country: str | None = None) -> str | N
     if _blank(value):
         return None
     text = str(value).strip()
+    if E164.fullmatch(text):
+        return text
     if any(ch.isalpha() for ch in text):
         # Meta says "remove letters", but letters are extensions or vanity numbers: dropping them would
         # produce a different, wrong number. Refuse instead.
@@ -141,7 +149,11 @@ def name_meta(value: str | None) -> str | None:
     UTF-8 letters are kept, in Unicode NFC so that é typed two ways hashes the same."""
     if _blank(value):
         return None
-    letters = "".join(ch for ch in unicodedata.normalize("NFC", str(value)).lower() if ch.isalpha())
+    text = str(value)
+    if text.isascii():  # NFC changes nothing in ASCII, and filter runs in C
+        letters = "".join(filter(str.isalpha, text.lower()))
+    else:
+        letters = "".join(ch for ch in unicodedata.normalize("NFC", text).lower() if ch.isalpha())
     if not letters:
         raise NormalisationError("name has no letters")
     return letters

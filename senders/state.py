@@ -1,11 +1,23 @@
 """The senders' tables, in the warehouse the marts live in (DuckDB schema `main`, Postgres the profile's
 schema), and the reads the sync needs from the marts.
 
-* `sync_state(audience, user_id, fingerprint, synced_at, run_id)`: what the destination holds for an
-  audience (mirror, upsert) or who has been sent (append). Written only after the destination accepted.
+* `sync_state(audience, user_id, fingerprint, synced_at, run_id, hashes, stale_hashes)`: what the destination
+  holds for an audience (mirror, upsert) or who has been sent (append). Written only after the destination
+  accepted. For destinations that match on hashed identifiers (Meta, Google) `hashes` holds the SHA-256 of each
+  identifier sent (`email=<sha256>;phone=<sha256>`, never the address itself), so a leaver is removed by what
+  the destination holds even after the profile changed; `stale_hashes` holds hashes a member's change replaced
+  that the destination still holds until their removal is accepted.
+* `sync_replace(audience, session_id, run_id, started_at, batches, sent_last, requested, finished_at)`: a replace
+  of a whole audience (Meta `usersreplace` session, Google ingest then remove-all as of `started_at`), written
+  before its first request; `requested` is written before each request and `batches` with each recorded
+  answer, so a rerun after a crash resumes the same session (same id, right batch number) with the same T.
+* `sync_skips(audience, user_id, reason, run_id)`: each member skipped now and why; a skip is written to
+  `sync_log` only when it starts or its reason changes (see DECISIONS.md, "sync_log retention").
 * `sync_pending(audience, user_id, action, fingerprint, delivery_id, run_id, created_at)`: members of a
   request in flight, written before the request and cleared with the answer, so a crash in between leaves a
-  trace the next run reconciles (see senders/sync.py).
+  trace the next run reconciles (see senders/sync.py). One row a member of a batch in flight (the sync clears a
+  member's earlier row before writing a new one); no primary key: it holds at most a batch or two, and an index
+  would cost every member of every batch its upkeep.
 * `sync_log(audience, destination, campaign_id, user_id, action, status, reason, run_id, logged_at)`: one row
   per member and decision (add, remove, send, skip) with its outcome; ids only, no PII.
 * `sync_runs`: one row per audience per run: considered, added, removed, skipped by reason, failed,
@@ -28,12 +40,12 @@ from loaders.settings import Settings, postgres_params, postgres_schema
 TABLES = {
     "sync_state": (
         "audience varchar not null, user_id varchar not null, fingerprint varchar not null,"
-        " synced_at timestamp not null, run_id varchar not null, primary key (audience, user_id)"
+        " synced_at timestamp not null, run_id varchar not null, hashes varchar, stale_hashes varchar,"
+        " primary key (audience, user_id)"
     ),
     "sync_pending": (
         "audience varchar not null, user_id varchar not null, action varchar not null,"
-        " fingerprint varchar, delivery_id varchar not null, run_id varchar not null, created_at timestamp not null,"
-        " primary key (audience, user_id)"
+        " fingerprint varchar, delivery_id varchar not null, run_id varchar not null, created_at timestamp not null"
     ),
     "sync_log": (
         "audience varchar not null, destination varchar not null, campaign_id varchar, user_id varchar not null,"
@@ -52,9 +64,21 @@ TABLES = {
         "channel varchar not null, user_id varchar not null, reason varchar not null, destination varchar not null,"
         " audience varchar not null, suppressed_at timestamp not null, primary key (channel, user_id)"
     ),
+    "sync_replace": (
+        "audience varchar not null, session_id bigint not null, run_id varchar not null,"
+        " started_at timestamp not null, batches integer not null, sent_last boolean not null,"
+        " requested integer not null, finished_at timestamp,"
+        " primary key (audience, session_id)"
+    ),
+    "sync_skips": (
+        "audience varchar not null, user_id varchar not null, reason varchar not null, run_id varchar not null,"
+        " primary key (audience, user_id)"
+    ),
 }
+# Columns added after a table was first shipped: `create table if not exists` leaves an older table as it was.
+ADDED_COLUMNS = {"sync_state": {"hashes": "varchar", "stale_hashes": "varchar"}}
 COLUMNS = {
-    "sync_state": ["audience", "user_id", "fingerprint", "synced_at", "run_id"],
+    "sync_state": ["audience", "user_id", "fingerprint", "synced_at", "run_id", "hashes", "stale_hashes"],
     "sync_pending": ["audience", "user_id", "action", "fingerprint", "delivery_id", "run_id", "created_at"],
     "sync_log": [
         "audience",
@@ -89,18 +113,40 @@ COLUMNS = {
         "duration_seconds",
     ],
     "sync_suppressions": ["channel", "user_id", "reason", "destination", "audience", "suppressed_at"],
+    "sync_replace": [
+        "audience",
+        "session_id",
+        "run_id",
+        "started_at",
+        "batches",
+        "sent_last",
+        "requested",
+        "finished_at",
+    ],
+    "sync_skips": ["audience", "user_id", "reason", "run_id"],
 }
+
+
+def _duckdb_list(values: list[Any]) -> tuple[str, Any]:
+    """A list of values for DuckDB to unnest, and the parameter to bind. Text goes as one string split by
+    DuckDB: binding a list converts each element (half of an insert's cost for 10,000 ids and hashes)."""
+    if values and all(type(v) is str for v in values):
+        joined = "\x1e".join(values)
+        if joined.count("\x1e") == len(values) - 1:  # no value holds the separator
+            return "unnest(string_split(?, chr(30)))", joined
+    return "unnest(?)", values
 
 
 @dataclass
 class Write:
-    """One step of a transaction: delete an audience's rows for some user ids (`ids`), insert rows, or run
-    a statement."""
+    """One step of a transaction: delete an audience's rows for some user ids (`delete_audience` + `ids`), null
+    one column of them (`set_null` + `delete_audience` + `ids`), insert rows, or run a statement."""
 
     table: str
     rows: list[tuple] = field(default_factory=list)
     delete_audience: str | None = None
     ids: list[str] | None = None
+    set_null: str | None = None
     sql: str | None = None
     params: Sequence[Any] = ()
 
@@ -167,6 +213,9 @@ class Warehouse:
             self.query(f'create schema if not exists "{self.schema}"')
         for name, ddl in TABLES.items():
             self.query(f"create table if not exists {self.table(name)} ({ddl})")
+        for name, added in ADDED_COLUMNS.items():
+            for column, kind in added.items():
+                self.query(f"alter table {self.table(name)} add column if not exists {column} {kind}")
 
     def transaction(self, writes: Iterable[Write]) -> None:
         """Apply the writes in one transaction: a crash leaves all or none of them."""
@@ -187,17 +236,33 @@ class Warehouse:
                     con.execute(write.sql, list(write.params))
                 elif write.ids is not None:
                     if write.ids:
+                        change = (
+                            f"update {self.table(write.table)} set {write.set_null} = null"
+                            if write.set_null
+                            else f"delete from {self.table(write.table)}"
+                        )
+                        expression, param = _duckdb_list(list(write.ids))
                         con.execute(
-                            f"delete from {self.table(write.table)} where audience = ?"
-                            " and user_id in (select unnest(?::varchar[]))",
-                            [write.delete_audience, list(write.ids)],
+                            f"{change} where audience = ? and user_id in (select {expression})",
+                            [write.delete_audience, param],
                         )
                 elif write.rows:
                     columns = COLUMNS[write.table]
-                    values = [[row[i] for row in write.rows] for i in range(len(columns))]
-                    unnested = ", ".join(f"unnest(?) as {c}" for c in columns)
+                    selected, params = [], []
+                    for i, column in enumerate(columns):
+                        values = [row[i] for row in write.rows]
+                        # A value shared by every row (the audience, the run, the time, the status) is bound
+                        # once: converting Python values is most of an insert's cost, and a log row varies in
+                        # its user id only. One column stays a list so the select has a row per row.
+                        if len(set(values)) == 1 and selected:
+                            selected.append(f"? as {column}")
+                            params.append(values[0])
+                        else:
+                            expression, param = _duckdb_list(values)
+                            selected.append(f"{expression} as {column}")
+                            params.append(param)
                     target = f"{self.table(write.table)} ({', '.join(columns)})"
-                    con.execute(f"insert into {target} select * from (select {unnested})", values)
+                    con.execute(f"insert into {target} select * from (select {', '.join(selected)})", params)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -213,8 +278,13 @@ class Warehouse:
                         cursor.execute(self._sql(write.sql), list(write.params))
                     elif write.ids is not None:
                         if write.ids:
+                            change = (
+                                f"update {self.table(write.table)} set {write.set_null} = null"
+                                if write.set_null
+                                else f"delete from {self.table(write.table)}"
+                            )
                             cursor.execute(
-                                f"delete from {self.table(write.table)} where audience = %s and user_id = any(%s)",
+                                f"{change} where audience = %s and user_id = any(%s)",
                                 [write.delete_audience, list(write.ids)],
                             )
                     elif write.rows:

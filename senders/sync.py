@@ -8,13 +8,19 @@ For each audience of senders/audiences.yml, one run:
    in the campaign's control group (or not exposed to the campaign), without consent for the channel,
    suppressed on the channel, or without any of the audience's identifiers;
 3. diffs the eligible members against `sync_state`: joiners and changed rows are added (upserted), leavers
-   are removed (mirror mode); append mode sends each member once ever;
+   are removed (mirror mode); append mode sends each member once ever. Where identifiers go out hashed (Meta,
+   Google) the state keeps the hashes sent: leavers are removed by them, and a changed email or phone has its
+   old hash removed after the new one is added ("unlink"). A mirror's first sync, or a run with
+   --full-resync, to a destination that can replace a whole audience sends it as one replace instead (a
+   Meta `usersreplace` session; Google ingest, then remove-all as of the replace's start), resumable across
+   crashes through the `sync_replace` ledger;
 4. stops before sending anything when the change exceeds the audience's safety limit (an upstream bug that
    empties a segment must not empty the live audience), unless overridden for this run;
 5. sends in batches capped by count and bytes, adds before removes; a batch refused as invalid (400) is split
    until the bad record is isolated and logged; each batch is recorded in `sync_pending` before its request
    and, with the answer, in `sync_state` and `sync_log` in one transaction;
-6. writes a `sync_runs` summary and fails (SyncFailed) when failures exceed the failure threshold.
+6. writes a `sync_runs` summary and fails (SyncFailed) when failures exceed the failure threshold. Skips reach
+   `sync_log` when they start or change reason, and skip rows past the retention are pruned.
 
 Exactly once across crashes: members a crash left in `sync_pending` are settled first. Idempotent
 destinations get the same batch again (same content, so the same S3 key, file name or webhook id);
@@ -28,10 +34,12 @@ sender process at those two points.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import time
 from collections import Counter
@@ -40,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from loaders.settings import Settings
 from senders import credentials as conn
@@ -53,8 +61,8 @@ from senders.destinations.base import (
     DestinationError,
     Member,
     RejectedBatch,
+    ReplaceBatch,
     RunContext,
-    batch_digest,
 )
 from senders.http import HttpClient, RetryPolicy
 from senders.state import Warehouse, Write
@@ -105,11 +113,63 @@ class AudienceCounts:
         }
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     user_id: str
     in_segment: bool
     values: dict[str, Any]
+
+
+class StateRow(NamedTuple):
+    """One sync_state row: what the destination holds for a member."""
+
+    fingerprint: str
+    synced_at: datetime
+    hashes: str | None  # identifier hashes sent (hashed destinations), `email=<sha256>;phone=<sha256>`
+    stale_hashes: str | None  # hashes a change replaced, still at the destination until removed
+
+
+@dataclass
+class Replace:
+    """The sync_replace row of a replace in progress."""
+
+    session_id: int
+    started_at: datetime  # T: naive UTC
+    batches: int  # the number of the last batch whose answer was recorded
+    sent_last: bool  # the batch that ends the session was accepted
+    # the number of the last request sent (written before it goes): one ahead of `batches` while a request is in
+    # flight, more if a batch was split; a batch resent after a crash goes under this number
+    requested: int
+
+
+def format_hashes(hashes: dict[str, str]) -> str:
+    return ";".join(f"{field}={value}" for field, value in sorted(hashes.items()))
+
+
+def parse_hashes(text: str | None) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split(";")) if text else {}
+
+
+def stale_hashes(before: StateRow | None, sent: dict[str, str]) -> str | None:
+    """The hashes the destination still holds for a member after an add sent `sent`: those it held before
+    (current or already stale) that the add did not send again."""
+    if before is None:
+        return None
+    held = {**parse_hashes(before.stale_hashes), **parse_hashes(before.hashes)}
+    kept = set(sent.values())
+    old = {field: h for field, h in held.items() if h not in kept}
+    return format_hashes(old) if old else None
+
+
+def log_retention_days() -> int:
+    """How long skip rows stay in sync_log (REKINDLE_SYNC_LOG_SKIP_DAYS, default 90)."""
+    text = os.environ.get("REKINDLE_SYNC_LOG_SKIP_DAYS", "90")
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 1:
+        raise ValueError(f"REKINDLE_SYNC_LOG_SKIP_DAYS must be a whole number of days from 1, got {text!r}")
+    return days
 
 
 def run_id_for(data_interval_end: datetime) -> str:
@@ -121,8 +181,18 @@ def run_id_for(data_interval_end: datetime) -> str:
 def fingerprint(fields: dict[str, Any]) -> str:
     """What was sent, as a hash: field names and values (None distinct from ""), in the audience's order.
     A join rather than JSON: this runs for every member on every run, and is three times faster."""
-    text = "\x1e".join(k + "\x1f" + ("\x00" if v is None else str(v)) for k, v in fields.items())
+    text = "\x1e".join([k + "\x1f" + ("\x00" if v is None else str(v)) for k, v in fields.items()])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def delivery_id_for(action: str, batch: Sequence[Member], fingerprints: dict[str, str]) -> str:
+    """The id of a batch in sync_pending: its action, members and what they carry (the fingerprint, which
+    hashes the fields, or the fields of a removal), cheaper than hashing every field again."""
+    parts = [action]
+    for m in batch:
+        fp = fingerprints.get(m.user_id) if action not in ("remove", "unlink") else None
+        parts.append(f"{m.user_id}\x1f{fp if fp is not None else sorted(m.fields.items())!r}")
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
 def hashed_id(user_id: str) -> str:
@@ -220,15 +290,24 @@ def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_s
     return [Candidate(row[0], bool(row[1]), dict(zip(names, row, strict=True))) for row in rows]
 
 
+# Columns that are text in the marts: sent as they are, without `_plain`'s type checks (a 10^6-member sync
+# builds every member's fields).
+TEXT_FIELDS = {"user_id", "segment_name", "email", "phone", "name", "gender", "city", "country", "platform"}
+TEXT_FIELDS |= {"lifecycle_stage", "rfm_segment"}
+
+
 def member_fields(audience: Audience, values: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    name = values.get("name") or ""
-    first, _, last = str(name).strip().partition(" ")
+    first = last = ""
+    if "first_name" in audience.fields or "last_name" in audience.fields:
+        first, _, last = str(values.get("name") or "").strip().partition(" ")
     for column in audience.fields:
         if column == "first_name":
             fields[column] = first or None
         elif column == "last_name":
             fields[column] = last.strip() or None
+        elif column in TEXT_FIELDS:
+            fields[column] = values.get(column)
         else:
             fields[column] = _plain(values.get(column))
     return fields
@@ -251,9 +330,10 @@ def skip_reason(audience: Audience, values: dict[str, Any]) -> str | None:
         return "consent"
     if values["suppressed"]:
         return "suppressed"
-    if not any(values.get(i) not in (None, "") for i in audience.identifiers):
-        return "missing_identifier"
-    return None
+    for identifier in audience.identifiers:
+        if values.get(identifier) not in (None, ""):
+            return None
+    return "missing_identifier"
 
 
 # ---- batching ----------------------------------------------------------------------------------------------
@@ -311,12 +391,14 @@ class AudienceSync:
         policy: RetryPolicy,
         sleep: Callable[[float], None],
         report: Callable[[str], None],
+        full_resync: bool = False,
     ) -> None:
         self.wh = wh
         self.audience = audience
         self.run = run
         self.dry_run = dry_run
         self.allow_large_change = allow_large_change
+        self.full_resync = full_resync
         self.policy = policy
         self.sleep = sleep
         self.report = report
@@ -324,6 +406,11 @@ class AudienceSync:
         self.kind = DESTINATIONS[audience.destination]
         self.batch_number = 0
         self.destination: Destination | None = None
+        self.state: dict[str, StateRow] = {}  # what the destination holds, kept current as batches are recorded
+        self.replacing: Replace | None = None  # the replace session in progress, if any
+        self.pending_ids: set[str] = set()  # members a killed attempt left in flight
+        self.refused: set[str] = set()  # members the destination refused in this run
+        self.replace_accepted = 0  # the number of the last replace request answered in the current batch
 
     # the destination is built lazily: a dry run or an audience with nothing to send needs no credentials
     def connect(self) -> Destination:
@@ -350,6 +437,10 @@ class AudienceSync:
     def execute(self) -> AudienceCounts:
         started = time.monotonic()
         started_at = datetime.now(UTC).replace(tzinfo=None)
+        # A large audience is millions of small acyclic objects (members, fields, state rows): the cyclic
+        # garbage collector would walk all of them again at every collection and cost a third of the run.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._execute()
         except SyncFailed as exc:
@@ -363,6 +454,8 @@ class AudienceSync:
             self.counts.outcome = "failed"
             self.counts.error = f"audience {self.audience.name}: unexpected {type(exc).__name__} (see the task log)"
         finally:
+            if collecting:
+                gc.enable()
             if self.destination is not None and self.destination.http is not None:
                 self.counts.retried = self.destination.http.retries
         duration = time.monotonic() - started
@@ -378,23 +471,26 @@ class AudienceSync:
         log.info("audience %s: %s in %.2fs", self.audience.name, self.counts.as_dict(), duration)
         return self.counts
 
+    def read_state(self) -> dict[str, StateRow]:
+        if not self.wh.relation_exists("sync_state"):
+            return {}
+        hashed = "hashes" in self.wh.columns("sync_state")  # a dry run may read a table from before the column
+        extra = "hashes, stale_hashes" if hashed else "null, null"
+        rows = self.wh.query(
+            f"select user_id, fingerprint, synced_at, {extra} from {self.wh.table('sync_state')} where audience = ?",
+            [self.audience.name],
+        )
+        return {row[0]: StateRow(*row[1:]) for row in rows}
+
     def _execute(self) -> None:
         a = self.audience
         has_state = self.wh.relation_exists("sync_state")
         has_suppressions = self.wh.relation_exists("sync_suppressions")
         candidates = read_candidates(self.wh, a, has_state=has_state, has_suppressions=has_suppressions)
-        state = (
-            dict(
-                self.wh.query(
-                    f"select user_id, fingerprint from {self.wh.table('sync_state')} where audience = ?", [a.name]
-                )
-            )
-            if has_state
-            else {}
-        )
+        self.state = self.read_state()
         pending = (
             self.wh.query(
-                f"select user_id, action, delivery_id, created_at from {self.wh.table('sync_pending')}"
+                f"select user_id, action, delivery_id, created_at, fingerprint from {self.wh.table('sync_pending')}"
                 " where audience = ? order by delivery_id, user_id",
                 [a.name],
             )
@@ -402,49 +498,53 @@ class AudienceSync:
             else []
         )
 
+        self.pending_ids = {row[0] for row in pending}
         eligible: dict[str, Member] = {}
         fingerprints: dict[str, str] = {}
         profiles: dict[str, Member] = {}
-        skips: dict[str, list[str]] = {}
+        skips: dict[str, str] = {}
         for candidate in candidates:
             fields = member_fields(a, candidate.values)
-            profiles[candidate.user_id] = Member(candidate.user_id, fields)
+            member = Member(candidate.user_id, fields)
+            profiles[candidate.user_id] = member
             if not candidate.in_segment:
                 continue
             self.counts.considered += 1
             reason = skip_reason(a, candidate.values)
             if reason is not None:
-                skips.setdefault(reason, []).append(candidate.user_id)
+                skips[candidate.user_id] = reason
                 self.counts.skipped[reason] += 1
                 continue
-            eligible[candidate.user_id] = Member(candidate.user_id, fields)
+            eligible[candidate.user_id] = member
             fingerprints[candidate.user_id] = fingerprint(fields)
         self.counts.eligible = len(eligible)
+        self.profiles = profiles
 
-        if pending and not self.dry_run:
-            state = self.settle_pending(pending, eligible, profiles, fingerprints, state)
-
-        if a.mode == "append":
-            adds = [m for uid, m in eligible.items() if uid not in state]
-            removes: list[Member] = []
-        else:
-            adds = [m for uid, m in eligible.items() if state.get(uid) != fingerprints[uid]]
-            removes = [profiles[uid] for uid in sorted(state) if uid not in eligible] if a.mode == "mirror" else []
+        if not self.dry_run:
+            self.replacing = self.open_replace()
+            if pending:
+                self.settle_pending(pending, eligible, profiles, fingerprints)
+        replace = self.replacing is not None or self.wants_replace(eligible)
+        adds, removes = self.diff(eligible, fingerprints, resync=self.full_resync and not replace)
         self.counts.to_add, self.counts.to_remove = len(adds), len(removes)
-        joiners = sum(1 for m in adds if m.user_id not in state)
+        if replace:
+            # a replace sends every eligible member and drops every other member the destination holds
+            self.counts.to_add = len(eligible)
+        joiners = sum(1 for m in adds if m.user_id not in self.state)
         if not (has_state and self.resumed()):
-            self.check_safety(len(state), joiners, len(removes))
+            self.check_safety(len(self.state), joiners, len(removes))
 
         if self.dry_run:
-            self.print_dry_run(adds, removes)
+            self.print_dry_run(adds, removes, replace)
             return
-        self.wh.transaction(
-            [
-                Write("sync_log", rows=self.log_rows(ids, "skip", "skipped", reason))
-                for reason, ids in sorted(skips.items())
-            ]
-        )
-        if not adds and not removes:
+        self.log_skips(skips)
+        if replace:
+            self.replace(eligible, fingerprints)
+            adds, removes = self.diff(eligible, fingerprints, resync=False)
+            # after a replace only what changed while it was resumed; a member it failed is retried next run
+            adds = [m for m in adds if m.user_id in self.state]
+        unlinks = self.stale_members()
+        if not adds and not removes and not unlinks:
             finish = None
         else:
             destination = self.connect()
@@ -452,6 +552,8 @@ class AudienceSync:
             try:
                 for batch in batches(destination, adds):
                     self.send_batch(add_action, batch, fingerprints)
+                for batch in batches(destination, self.stale_members()):
+                    self.send_batch("unlink", batch, fingerprints)
                 for batch in batches(destination, removes):
                     self.send_batch("remove", batch, fingerprints)
             finally:
@@ -459,6 +561,146 @@ class AudienceSync:
         if finish is not None:
             self.counts.failed += finish.unattributed_failures + len(finish.rejected)
         self.check_failures()
+
+    def diff(
+        self, eligible: dict[str, Member], fingerprints: dict[str, str], *, resync: bool
+    ) -> tuple[list[Member], list[Member]]:
+        """Joiners and changed members to add (every eligible member on a full resync), leavers to remove."""
+        state = self.state
+        if self.audience.mode == "append":
+            return [m for uid, m in eligible.items() if uid not in state], []
+        adds = [
+            m
+            for uid, m in eligible.items()
+            if resync or uid not in state or state[uid].fingerprint != fingerprints[uid]
+        ]
+        removes = []
+        if self.audience.mode == "mirror":
+            removes = [self.removal_member(uid) for uid in sorted(state) if uid not in eligible]
+        return adds, removes
+
+    def removal_member(self, user_id: str) -> Member:
+        """What a removal sends: for hashed destinations the hashes the destination was sent (from sync_state, or
+        from today's profile for a member synced before hashes were kept); elsewhere the profile."""
+        profile = self.profiles.get(user_id) or Member(user_id, {})
+        if not self.kind.hashed:
+            return profile
+        row = self.state.get(user_id)
+        hashes = parse_hashes(row.hashes) if row is not None and row.hashes else self.connect().hashes(profile)
+        return Member(user_id, hashes)
+
+    def stale_members(self) -> list[Member]:
+        """Members whose change replaced an identifier: their old hashes, to remove. A hash that is now another
+        member's current identifier (an address that moved between users) is kept."""
+        stale = {uid: parse_hashes(row.stale_hashes) for uid, row in self.state.items() if row.stale_hashes}
+        if not stale:
+            return []
+        current: set[str] = set()  # `field=hash` entries, split in C: a state holds 10^6 members
+        for row in self.state.values():
+            if row.hashes:
+                current.update(row.hashes.split(";"))
+        members = []
+        for uid, hashes in sorted(stale.items()):
+            kept = {field: h for field, h in hashes.items() if f"{field}={h}" not in current}
+            members.append(Member(uid, kept))
+        return members
+
+    def log_skips(self, skips: dict[str, str]) -> None:
+        """A skip reaches sync_log when it starts or its reason changes; `sync_skips` holds who is skipped now and
+        why. Skip rows older than the retention are pruned (sent and failed rows are kept: they are the audit
+        trail and the campaign marts read them)."""
+        a, table = self.audience, self.wh.table("sync_skips")
+        before = dict(self.wh.query(f"select user_id, reason from {table} where audience = ?", [a.name]))
+        changed = {uid: reason for uid, reason in skips.items() if before.get(uid) != reason}
+        gone = [uid for uid in before if uid not in skips or uid in changed]
+        by_reason: dict[str, list[str]] = {}
+        for uid, reason in changed.items():
+            by_reason.setdefault(reason, []).append(uid)
+        cutoff = run_id_for(self.run.data_interval_end - timedelta(days=log_retention_days()))
+        log_table = self.wh.table("sync_log")
+        self.wh.transaction(
+            [
+                Write("sync_skips", delete_audience=a.name, ids=gone),
+                Write("sync_skips", rows=[(a.name, uid, reason, self.run.run_id) for uid, reason in changed.items()]),
+                *(
+                    Write("sync_log", rows=self.log_rows(ids, "skip", "skipped", reason))
+                    for reason, ids in sorted(by_reason.items())
+                ),
+                Write(
+                    "sync_log",
+                    sql=f"delete from {log_table} where audience = ? and action = 'skip' and run_id < ?",
+                    params=[a.name, cutoff],
+                ),
+            ]
+        )
+
+    # ---- replacing the whole audience --------------------------------------------------------------------
+
+    def open_replace(self) -> Replace | None:
+        """A replace a killed attempt left unfinished: it is resumed, whatever this run would decide."""
+        if not self.wh.relation_exists("sync_replace"):
+            return None
+        rows = self.wh.query(
+            f"select session_id, started_at, batches, sent_last, requested from {self.wh.table('sync_replace')}"
+            " where audience = ? and finished_at is null order by started_at desc limit 1",
+            [self.audience.name],
+        )
+        return Replace(*rows[0]) if rows else None
+
+    def wants_replace(self, eligible: dict[str, Member]) -> bool:
+        """A mirror to a destination that can replace is replaced on its first sync (nothing in sync_state: a new
+        audience, or a state reset, while the destination may hold members from elsewhere) and on a full
+        resync. Never with nothing to send: emptying an audience the sender does not know is a person's call."""
+        a = self.audience
+        if not (self.kind.supports_replace and a.mode == "mirror" and eligible):
+            return False
+        return self.full_resync or not self.state
+
+    def replace(self, eligible: dict[str, Member], fingerprints: dict[str, str]) -> None:
+        """Send every eligible member in one replace (resuming a killed one), then end it and forget the members
+        the destination no longer holds (synced before T)."""
+        a = self.audience
+        destination = self.connect()
+        if self.replacing is None:
+            # T and the session id are written before the first request: a rerun continues this replace.
+            started = datetime.now(UTC).replace(tzinfo=None)
+            self.replacing = Replace(secrets.randbits(53), started, 0, False, 0)
+            row = (a.name, self.replacing.session_id, self.run.run_id, started, 0, False, 0, None)
+            self.wh.transaction([Write("sync_replace", rows=[row])])
+        session = self.replacing
+        for _ in range(3):  # the members, then at most two closing batches if the last one had to be split
+            if session.sent_last:
+                break
+            sent = {uid for uid, row in self.state.items() if row.synced_at >= session.started_at}
+            # a member the destination refused in this run is not offered again until the next run
+            remaining = [m for uid, m in eligible.items() if uid not in sent and uid not in self.refused]
+            if not remaining:
+                # every member is in already, but the session still needs its last batch: one member again
+                remaining = [m for uid, m in eligible.items() if uid in sent][:1]
+                if not remaining:
+                    raise SyncFailed(f"audience {a.name}: a replace left open has no member to close it with")
+            chunks = list(batches(destination, remaining))
+            for i, chunk in enumerate(chunks):
+                self.send_batch("replace", chunk, fingerprints, last=i == len(chunks) - 1, total=len(eligible))
+        if not session.sent_last:
+            raise SyncFailed(f"audience {a.name}: the replace session could not be ended; the old audience stays")
+        destination.end_replace(session.started_at)
+        dropped = [uid for uid, row in self.state.items() if row.synced_at < session.started_at]
+        table = self.wh.table("sync_replace")
+        self.wh.transaction(
+            [
+                Write("sync_state", delete_audience=a.name, ids=dropped),
+                Write(
+                    "sync_replace",
+                    sql=f"update {table} set finished_at = ? where audience = ? and session_id = ?",
+                    params=[datetime.now(UTC).replace(tzinfo=None), a.name, session.session_id],
+                ),
+            ]
+        )
+        for uid in dropped:
+            del self.state[uid]
+        self.counts.removed += len(dropped)
+        self.replacing = None
 
     def resumed(self) -> bool:
         """Whether an attempt of this run was killed after it started sending for the audience (it logged
@@ -497,9 +739,14 @@ class AudienceSync:
                 f" above the failure threshold of {self.audience.failure_threshold:.0%} (see sync_log)"
             )
 
-    def print_dry_run(self, adds: Sequence[Member], removes: Sequence[Member]) -> None:
+    def print_dry_run(self, adds: Sequence[Member], removes: Sequence[Member], replace: bool) -> None:
         a, c = self.audience, self.counts
         verb = "send" if a.mode == "append" else "add/update"
+        if replace:
+            self.report(
+                f"[dry run] {a.name} → {a.destination}: would replace the whole audience with its {c.eligible}"
+                " eligible members (a first sync or a full resync); the lines below are the diff against sync_state"
+            )
         self.report(
             f"[dry run] {a.name} → {a.destination} ({a.mode}): {c.considered} considered, {c.eligible} eligible,"
             f" would {verb} {len(adds)} and remove {len(removes)}; skipped {dict(sorted(c.skipped.items()))}"
@@ -511,44 +758,98 @@ class AudienceSync:
 
     # ---- sending and recording ---------------------------------------------------------------------------
 
-    def send_batch(self, action: str, batch: list[Member], fingerprints: dict[str, str]) -> None:
+    def send_batch(
+        self,
+        action: str,
+        batch: list[Member],
+        fingerprints: dict[str, str],
+        *,
+        last: bool = False,
+        total: int = 0,
+        resend: bool = False,
+    ) -> None:
         destination = self.connect()
         a = self.audience
         self.batch_number += 1
-        delivery_id = batch_digest(action, batch)
+        delivery_id = delivery_id_for(action, batch, fingerprints)
         now = datetime.now(UTC).replace(tzinfo=None)
         ids = [m.user_id for m in batch]
+        # The batch that ends a replace is pending as `replace_last`: resent after a crash, it must end it again.
+        pending = "replace_last" if action == "replace" and last else action
         self.wh.transaction(
             [
-                Write("sync_pending", delete_audience=a.name, ids=ids),
+                # a member is pending once: a batch resent after a crash takes the place of its first try
+                Write("sync_pending", delete_audience=a.name, ids=[u for u in ids if u in self.pending_ids]),
                 Write(
                     "sync_pending",
                     rows=[
-                        (a.name, m.user_id, action, fingerprints.get(m.user_id), delivery_id, self.run.run_id, now)
+                        (a.name, m.user_id, pending, fingerprints.get(m.user_id), delivery_id, self.run.run_id, now)
                         for m in batch
                     ],
                 ),
             ]
         )
-        send = destination.remove if action == "remove" else destination.add
+        if action == "replace":
+            send = self.replace_sender(batch, last, total, resend=resend)
+        else:
+            send = destination.remove if action in ("remove", "unlink") else destination.add
         try:
             outcome = send_splitting(send, batch)
         except AmbiguousDelivery:
             # Left pending: the next run reconciles these members with the destination before sending again.
             self.counts.failed += len(batch)
             raise
-        except DestinationError as exc:
+        except (DestinationError, RejectedBatch) as exc:
             self.counts.failed += len(batch)
             self.wh.transaction(
                 [
-                    Write("sync_pending", delete_audience=a.name, ids=ids),
+                    self.clear_pending(delivery_id),
                     Write("sync_log", rows=self.log_rows(ids, action, "failed", str(exc)[:500])),
                 ]
             )
-            raise
+            raise DestinationError(str(exc)) from None
         _crash_point("after_request", self.batch_number)
-        self.record(action, batch, outcome, fingerprints)
+        self.record(action, batch, outcome, fingerprints, last=last, delivery_id=delivery_id)
         _crash_point("between_batches", self.batch_number)
+
+    def replace_sender(
+        self, batch: list[Member], last: bool, total: int, *, resend: bool
+    ) -> Callable[[Sequence[Member]], BatchOutcome]:
+        """Requests of one replace batch: each request takes the session's next batch number, written to
+        `sync_replace.requested` before it goes (a batch refused as invalid is split, and its pieces are
+        numbered in turn). A batch a crash left in flight is resent under the last number requested: the
+        destination applies it if that request never arrived and takes it as a retry if it did, whether or not
+        the batch had been split. Only the whole last batch carries the last-batch flag; when it had to be
+        split, replace() ends the session with one more batch."""
+        destination, session, table = self.connect(), self.replacing, self.wh.table("sync_replace")
+        self.replace_flagged = False
+        # (requested == batches: the batch left in flight never went, so it takes the next number after all)
+        in_flight = resend and session.requested > session.batches
+        number = [session.requested if in_flight else session.batches + 1]
+        self.replace_accepted = 0
+
+        def send(members: Sequence[Member]) -> BatchOutcome:
+            flagged = last and len(members) == len(batch)
+            seq = number[0]
+            if seq != session.requested:
+                sql = f"update {table} set requested = ? where audience = ? and session_id = ?"
+                params = [seq, self.audience.name, session.session_id]
+                self.wh.transaction([Write("sync_replace", sql=sql, params=params)])
+                session.requested = seq
+            outcome = destination.replace(
+                members, ReplaceBatch(session.session_id, session.started_at, seq, flagged, total)
+            )
+            number[0] += 1  # only an answered request spends its number: a refused one (400) is not applied
+            self.replace_accepted = seq
+            self.replace_flagged = self.replace_flagged or flagged
+            return outcome
+
+        return send
+
+    def clear_pending(self, delivery_id: str) -> Write:
+        table = self.wh.table("sync_pending")
+        sql = f"delete from {table} where audience = ? and delivery_id = ?"
+        return Write("sync_pending", sql=sql, params=[self.audience.name, delivery_id])
 
     def record(
         self,
@@ -557,6 +858,9 @@ class AudienceSync:
         outcome: BatchOutcome,
         fingerprints: dict[str, str],
         reason: str | None = None,
+        *,
+        last: bool = False,
+        delivery_id: str | None = None,
     ) -> None:
         a = self.audience
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -575,23 +879,64 @@ class AudienceSync:
             },
             suppress=outcome.suppress,
             unattributed_failures=outcome.unattributed_failures,
+            hashes=outcome.hashes,
         )
-        writes = [Write("sync_pending", delete_audience=a.name, ids=ids)]
+        # by the batch's id when it has one: one statement instead of a lookup per member
+        pending = (
+            self.clear_pending(delivery_id) if delivery_id else Write("sync_pending", delete_audience=a.name, ids=ids)
+        )
+        writes = [pending]
+        log_action, log_reason = action, reason
         if action == "remove":
             writes.append(Write("sync_state", delete_audience=a.name, ids=accepted))
             self.counts.removed += len(accepted)
+            for uid in accepted:
+                self.state.pop(uid, None)
+        elif action == "unlink":
+            # the member's old identifiers left the destination; the member stays
+            writes.append(Write("sync_state", delete_audience=a.name, ids=accepted, set_null="stale_hashes"))
+            log_action, log_reason = "remove", reason or "identifier_changed"
+            for uid in accepted:
+                if uid in self.state:
+                    self.state[uid] = self.state[uid]._replace(stale_hashes=None)
         else:
-            writes.append(Write("sync_state", delete_audience=a.name, ids=accepted))
-            writes.append(
-                Write("sync_state", rows=[(a.name, uid, fingerprints[uid], now, self.run.run_id) for uid in accepted])
-            )
+            # only members already held have a row to replace: a first sync deletes nothing
+            writes.append(Write("sync_state", delete_audience=a.name, ids=[u for u in accepted if u in self.state]))
+            added = len(accepted)
+            if action == "replace":  # a member sent again in the same session (to close it) is not added twice
+                since = self.replacing.started_at
+                added -= sum(1 for u in accepted if u in self.state and self.state[u].synced_at >= since)
+            rows = []
+            for uid in accepted:
+                sent = outcome.hashes.get(uid)
+                hashes = format_hashes(sent) if sent else None
+                # A replace drops every old identifier with the old audience; an add leaves the destination
+                # holding the hashes it replaced until they are removed ("unlink").
+                stale = None if action == "replace" else stale_hashes(self.state.get(uid), sent or {})
+                row = StateRow(fingerprints[uid], now, hashes, stale)
+                self.state[uid] = row
+                rows.append((a.name, uid, row.fingerprint, now, self.run.run_id, hashes, stale))
+            writes.append(Write("sync_state", rows=rows))
             if action == "send":
-                self.counts.sent += len(accepted)
+                self.counts.sent += added
             else:
-                self.counts.added += len(accepted)
-        writes.append(Write("sync_log", rows=self.log_rows(accepted, action, "sent", reason)))
+                self.counts.added += added
+            if action == "replace":
+                session = self.replacing
+                session.batches = max(session.batches, self.replace_accepted)
+                session.sent_last = session.sent_last or self.replace_flagged
+                table = self.wh.table("sync_replace")
+                writes.append(
+                    Write(
+                        "sync_replace",
+                        sql=f"update {table} set batches = ?, sent_last = ? where audience = ? and session_id = ?",
+                        params=[session.batches, session.sent_last, a.name, session.session_id],
+                    )
+                )
+        writes.append(Write("sync_log", rows=self.log_rows(accepted, log_action, "sent", log_reason)))
+        self.refused.update(outcome.rejected)
         for uid, why in sorted(outcome.rejected.items()):
-            writes.append(Write("sync_log", rows=self.log_rows([uid], action, "failed", why[:500])))
+            writes.append(Write("sync_log", rows=self.log_rows([uid], log_action, "failed", why[:500])))
         if outcome.suppress:
             suppressed = sorted(outcome.suppress)
             placeholders = ", ".join("?" * len(suppressed))
@@ -625,11 +970,16 @@ class AudienceSync:
         a = self.audience
         now = datetime.now(UTC).replace(tzinfo=None)
         ids = [m.user_id for m in members]
+        for uid in ids:
+            self.state[uid] = StateRow(fingerprints[uid], now, None, None)
         self.wh.transaction(
             [
                 Write("sync_pending", delete_audience=a.name, ids=ids),
                 Write("sync_state", delete_audience=a.name, ids=ids),
-                Write("sync_state", rows=[(a.name, uid, fingerprints[uid], now, self.run.run_id) for uid in ids]),
+                Write(
+                    "sync_state",
+                    rows=[(a.name, uid, fingerprints[uid], now, self.run.run_id, None, None) for uid in ids],
+                ),
                 Write("sync_log", rows=self.log_rows(ids, action, "failed", "unknown_after_crash")),
             ]
         )
@@ -641,25 +991,48 @@ class AudienceSync:
         eligible: dict[str, Member],
         profiles: dict[str, Member],
         fingerprints: dict[str, str],
-        state: dict[str, str],
-    ) -> dict[str, str]:
-        """Members a crashed run left in flight. Returns the state after settling them."""
+    ) -> None:
+        """Members a crashed run left in flight, settled before anything else is sent (self.state follows)."""
         a = self.audience
         destination = self.connect()
         groups: dict[tuple[str, str], list[str]] = {}
-        for user_id, action, delivery_id, _ in pending:
+        sent_fingerprints: dict[str, str] = {}
+        for user_id, action, delivery_id, _, sent_fingerprint in pending:
             groups.setdefault((delivery_id, action), []).append(user_id)
+            if sent_fingerprint is not None:
+                sent_fingerprints[user_id] = sent_fingerprint
         # reconciliation looks for deliveries from the oldest request left in flight onwards
-        destination.pending_since = min(created for *_, created in pending)
+        destination.pending_since = min(row[3] for row in pending)
         log.warning("audience %s: settling %d members a previous run left in flight", a.name, len(pending))
-        for (_, action), ids in sorted(groups.items()):
-            members = [(eligible.get(uid) or profiles.get(uid) or Member(uid, {})) for uid in ids]
-            if action != "remove":
+        for (_, action), ids in sorted(groups.items(), key=lambda group: not group[0][1].startswith("replace")):
+            if action.startswith("replace"):
+                if self.replacing is None:  # the replace ended meanwhile: nothing of it is in flight
+                    self.wh.transaction([Write("sync_pending", delete_audience=a.name, ids=ids)])
+                    continue
+                # The same members under the same batch number: a destination that received it takes it as a
+                # retry and keeps what came first, so the state records what was sent then; if that differs from
+                # today's, the diff after the replace sends the change.
+                members = [eligible.get(uid) or profiles.get(uid) or Member(uid, {}) for uid in ids]
+                self.counts.settled += len(members)
+                sent = {uid: sent_fingerprints.get(uid) or fingerprints.get(uid) or "" for uid in ids}
+                self.send_batch(
+                    "replace", members, sent, last=action == "replace_last", total=len(eligible), resend=True
+                )
+                continue
+            if action in ("remove", "unlink"):
+                members = [self.removal_member(uid) for uid in ids]
+                if action == "unlink":
+                    members = [
+                        Member(uid, parse_hashes(self.state[uid].stale_hashes))
+                        for uid in ids
+                        if uid in self.state and self.state[uid].stale_hashes
+                    ]
+            else:
                 # a member who left meanwhile or is no longer eligible is not re-sent; the diff removes it if held
-                members = [m for m in members if m.user_id in eligible]
-                gone = sorted(set(ids) - {m.user_id for m in members})
-                if gone:
-                    self.wh.transaction([Write("sync_pending", delete_audience=a.name, ids=gone)])
+                members = [eligible[uid] for uid in ids if uid in eligible]
+            gone = sorted(set(ids) - {m.user_id for m in members})
+            if gone:
+                self.wh.transaction([Write("sync_pending", delete_audience=a.name, ids=gone)])
             if not members:
                 continue
             self.counts.settled += len(members)
@@ -684,26 +1057,24 @@ class AudienceSync:
             unconfirmed = [m for m in members if m.user_id not in delivered]
             if unconfirmed:
                 self.send_batch(action, unconfirmed, fingerprints)
-        if not self.wh.relation_exists("sync_state"):
-            return state
-        return dict(
-            self.wh.query(
-                f"select user_id, fingerprint from {self.wh.table('sync_state')} where audience = ?", [a.name]
-            )
-        )
 
 
 # ---- entry point -------------------------------------------------------------------------------------------
 
 
-def large_change_allowed(audience: str, override: bool | Iterable[str]) -> bool:
-    """The per-run override: an argument (True, or audience names), or REKINDLE_ALLOW_LARGE_CHANGE
-    (`all` or comma-separated audience names) for a DAG run triggered with it."""
+def chosen_for(audience: str, override: bool | Iterable[str], variable: str) -> bool:
+    """A per-run override: an argument (True, or audience names), or an environment variable (`all` or
+    comma-separated audience names) for a DAG run triggered with it."""
     if override is True:
         return True
     names = set() if override is False else set(override)
-    names |= {n.strip() for n in os.environ.get("REKINDLE_ALLOW_LARGE_CHANGE", "").split(",") if n.strip()}
+    names |= {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
     return "all" in names or audience in names
+
+
+def large_change_allowed(audience: str, override: bool | Iterable[str]) -> bool:
+    """--allow-large-change or REKINDLE_ALLOW_LARGE_CHANGE."""
+    return chosen_for(audience, override, "REKINDLE_ALLOW_LARGE_CHANGE")
 
 
 def sync_audiences(
@@ -713,6 +1084,7 @@ def sync_audiences(
     *,
     dry_run: bool = False,
     allow_large_change: bool | Iterable[str] = False,
+    full_resync: bool | Iterable[str] = False,
     audiences: Iterable[str] | None = None,
     config: Path = DEFAULT_PATH,
     policy: RetryPolicy | None = None,
@@ -743,6 +1115,7 @@ def sync_audiences(
                 run,
                 dry_run=dry_run,
                 allow_large_change=large_change_allowed(audience.name, allow_large_change),
+                full_resync=chosen_for(audience.name, full_resync, "REKINDLE_FULL_RESYNC"),
                 policy=policy or RetryPolicy(),
                 sleep=sleep,
                 report=report,

@@ -149,3 +149,133 @@ def test_a_destination_that_cannot_reconcile_never_resends(tmp_path, monkeypatch
                      " order by logged_at desc limit 1") == [("u0001", "failed", "unknown_after_crash")]  # fmt: skip
         # and never again
         assert sync_audiences(settings, START, AS_OF, config=config)["sms"]["to_add"] == 0
+
+
+# ---- replacing a whole audience: the old audience stays live until the replace ends, and a rerun finishes it
+
+
+def seed_meta(api, audience_id: str, emails: list[str]) -> None:
+    """Members put in the audience by someone else (another tool, a person): the sender's state knows none."""
+    import requests
+
+    body = {"payload": {"schema": "EMAIL_SHA256", "data": [sha(e) for e in emails]}, "access_token": api.access_token}
+    assert requests.post(f"{api.base_url}/v21.0/{audience_id}/users", json=body, timeout=5).status_code == 200
+
+
+def sha(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def email_of(uid: str) -> str:
+    return f"user{uid[1:]}@example.com"
+
+
+@pytest.mark.parametrize("crash_at", ["between_batches:2", "after_request:2"])
+def test_meta_replace_after_a_kill_resumes_its_session_and_ends_exactly_eligible(tmp_path, crash_at):
+    from fakes.meta import FakeMeta
+
+    wh = make_warehouse(tmp_path / "wh.duckdb", users=60)
+    set_segment(wh, "s", user_ids(45))
+    with FakeMeta() as api:
+        audience_id = api.create_audience()
+        old = [email_of(u) for u in user_ids(10)] + ["stray@example.org"]
+        seed_meta(api, audience_id, old)
+        connections = {"meta": {"password": api.access_token, "extra": {"base_url": api.base_url}}}
+        config = write_audiences(
+            tmp_path / "a.yml",
+            [{"name": "ca", "segment": "s", "destination": "meta_custom_audience", "conn_id": "meta",
+              "fields": ["email", "first_name"], "identifiers": ["email"], "batch_rows": 10,
+              "options": {"audience_id": audience_id}}],
+        )  # fmt: skip
+        assert sender(tmp_path, wh, config, connections, crash_at) == -signal.SIGKILL
+        # killed mid-session: the old audience is live and whole, the session open with its first two batches
+        assert api.audience_members(audience_id) == {sha(e) for e in old}
+        assert api.audiences[audience_id].replace.batches == {1, 2}
+        assert table(wh, "select batches, requested, finished_at from sync_replace") == [
+            (1 if crash_at.startswith("after_request") else 2, 2, None)
+        ]
+        assert sender(tmp_path, wh, config, connections, None) == 0
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(45)}
+        replaces = [r for r in api.requests_to("POST", "/usersreplace") if r.status == 200]
+        sessions = [r.json()["session"] for r in replaces]
+        assert {s["session_id"] for s in sessions} == {table(wh, "select session_id from sync_replace")[0][0]}
+        seqs = [s["batch_seq"] for s in sessions]
+        assert sorted(set(seqs)) == [1, 2, 3, 4, 5] and [s["last_batch_flag"] for s in sessions].count(True) == 1
+        assert all(s["estimated_num_total"] == 45 for s in sessions)
+        # nothing but the seed went to /users: the session did it all
+        assert len([r for r in api.requests if r.path.endswith("/users")]) == 1
+        assert table(wh, "select count(*) from sync_state") == [(45,)]
+        assert table(wh, "select count(*) from sync_replace where finished_at is not null") == [(1,)]
+        assert table(wh, "select count(*) from sync_pending") == [(0,)]
+
+
+def test_meta_replace_killed_after_a_split_batch_loses_no_batch(tmp_path):
+    """A batch refused for one bad record is split, and each piece takes a batch number; killed after the
+    pieces were answered and before they were recorded, the rerun resends the batch under the last number
+    requested (a retry to Meta), so the batch after it does not reuse a number Meta has already seen."""
+    from fakes.meta import FakeMeta
+
+    wh = make_warehouse(tmp_path / "wh.duckdb", users=60)
+    set_segment(wh, "s", user_ids(45))
+    with FakeMeta() as api:
+        audience_id = api.create_audience()
+        bad = sha(email_of("u0015"))
+        api.reject_record(lambda row: row[0] == bad)
+        connections = {"meta": {"password": api.access_token, "extra": {"base_url": api.base_url}}}
+        config = write_audiences(
+            tmp_path / "a.yml",
+            [{"name": "ca", "segment": "s", "destination": "meta_custom_audience", "conn_id": "meta",
+              "fields": ["email"], "identifiers": ["email"], "batch_rows": 10, "failure_threshold": 0.1,
+              "options": {"audience_id": audience_id}}],
+        )  # fmt: skip
+        assert sender(tmp_path, wh, config, connections, "after_request:2") == -signal.SIGKILL
+        [(batches, requested)] = table(wh, "select batches, requested from sync_replace")
+        assert batches == 1 and requested > 2  # batch 2 went in pieces
+        assert sender(tmp_path, wh, config, connections, None) == 0
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(45)} - {bad}
+        assert table(wh, "select count(*) from sync_replace where finished_at is not null") == [(1,)]
+
+
+def test_google_replace_after_a_kill_removes_as_of_the_first_attempts_time(tmp_path):
+    from datetime import datetime, timedelta
+
+    from fakes.google_data_manager import FakeGoogleDataManager
+
+    wh = make_warehouse(tmp_path / "wh.duckdb", users=60)
+    set_segment(wh, "s", user_ids(45))
+    with FakeGoogleDataManager() as api:
+        audience_id = api.create_audience()
+        old = [email_of(u) for u in user_ids(10)] + ["stray@example.org"]
+        import requests
+
+        destination = {"operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": "1"},
+                       "productDestinationId": audience_id}  # fmt: skip
+        seeded = requests.post(
+            f"{api.base_url}/v1/audienceMembers:ingest",
+            json={"destinations": [destination], "encoding": "HEX", "consent": {"adUserData": "CONSENT_GRANTED"},
+                  "audienceMembers": [{"userData": {"userIdentifiers": [{"emailAddress": sha(e)}]}} for e in old]},
+            headers={"Authorization": f"Bearer {api.access_token}"}, timeout=5,
+        )  # fmt: skip
+        assert seeded.status_code == 200
+        api.age_members(audience_id, 3600)  # an hour old
+        connections = {"g": {"password": api.access_token, "extra": {"base_url": api.base_url}}}
+        config = write_audiences(
+            tmp_path / "a.yml",
+            [{"name": "cm", "segment": "s", "destination": "google_data_manager", "conn_id": "g",
+              "fields": ["email"], "identifiers": ["email"], "batch_rows": 10,
+              "options": {"operating_account_id": "1", "product_destination_id": audience_id}}],
+        )  # fmt: skip
+        assert sender(tmp_path, wh, config, connections, "between_batches:2") == -signal.SIGKILL
+        # killed after two ingests: nobody was removed, the list holds the old members and the first twenty
+        assert api.audience_members(audience_id) == {sha(e) for e in old} | {sha(email_of(u)) for u in user_ids(20)}
+        assert api.requests_to(path_contains=":removeAll") == []
+        assert sender(tmp_path, wh, config, connections, None) == 0
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(45)}
+        [remove_all] = api.requests_to(path_contains=":removeAll")
+        [(started_at,)] = table(wh, "select started_at from sync_replace where finished_at is not null")
+        as_of = datetime.fromisoformat(remove_all.json()["removeAsOfTime"].replace("Z", ""))
+        assert as_of == started_at - timedelta(seconds=60)  # T of the first attempt, less the clock allowance
+        assert len(api.requests_to(path_contains=":ingest")) == 1 + 5  # the seed, then each batch once
+        assert table(wh, "select count(*) from sync_state") == [(45,)]

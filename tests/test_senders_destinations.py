@@ -7,11 +7,14 @@ Waits are recorded by a fake `sleep` instead of slept, so the backoff is asserte
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 
 import boto3
+import duckdb
 import pytest
+import requests
 from fakes.braze import FakeBraze
 from fakes.google_data_manager import FakeGoogleDataManager
 from fakes.meta import FakeMeta
@@ -203,6 +206,99 @@ def test_meta_hashes_normalised_identifiers_splits_a_bad_record_and_honours_thro
         assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(90)} - {bad, unusable}
 
 
+def meta_audience(audience_id: str, **extra) -> dict:
+    return {"name": "ca", "segment": "vip", "destination": "meta_custom_audience", "conn_id": "meta_test",
+            "fields": ["email", "phone", "first_name"], "identifiers": ["email", "phone"],
+            "options": {"audience_id": audience_id}, "batch_rows": 8, **extra}  # fmt: skip
+
+
+def meta_seed(api: FakeMeta, audience_id: str, emails: list[str]) -> None:
+    body = {"payload": {"schema": "EMAIL_SHA256", "data": [sha(e) for e in emails]}, "access_token": api.access_token}
+    assert requests.post(f"{api.base_url}/v21.0/{audience_id}/users", json=body, timeout=5).status_code == 200
+
+
+def test_meta_first_sync_replaces_what_the_audience_held_and_a_full_resync_drops_strays(wh, tmp_path, monkeypatch):
+    with FakeMeta() as api:
+        connection_env(monkeypatch, "meta_test", password=api.access_token, extra={"base_url": api.base_url})
+        audience_id = api.create_audience()
+        meta_seed(api, audience_id, ["stray@example.org", email_of("u0001")])  # uploaded by hand, before Rekindle
+        set_segment(wh, "vip", user_ids(30))
+        printed: list[str] = []
+        config = write_audiences(tmp_path / "audiences.yml", [meta_audience(audience_id)])
+        settings = settings_for(wh, tmp_path / "out")
+        sync_audiences(settings, START, AS_OF, config=config, dry_run=True, report=printed.append)
+        assert "would replace the whole audience with its 30 eligible members" in printed[0]
+        assert len(api.requests) == 1  # the seed only: a dry run sends nothing
+        first = run(wh, tmp_path, meta_audience(audience_id))
+        assert first["added"] == 30 and first["outcome"] == "ok"
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(30)}
+        assert len(api.requests_to("POST", "/usersreplace")) == 4  # 30 members in batches of 8, one session
+        meta_seed(api, audience_id, ["another-stray@example.org"])  # someone edits the audience by hand again
+        assert run(wh, tmp_path, meta_audience(audience_id))["to_add"] == 0  # a diff cannot know of it
+        assert sha("another-stray@example.org") in api.audience_members(audience_id)
+        resync = run(wh, tmp_path, meta_audience(audience_id), full_resync=True)
+        assert resync["outcome"] == "ok"
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(30)}
+        replaces = table(wh, "select count(distinct session_id) from sync_replace where finished_at is not null")
+        assert replaces == [(2,)]
+
+
+def test_meta_replace_whose_last_batch_is_split_still_ends(wh, tmp_path, monkeypatch):
+    """A bad record in the last batch: the batch is split and no piece may carry the last-batch flag (the
+    pieces after it would be refused), so the sync ends the session with one member sent again."""
+    with FakeMeta() as api:
+        connection_env(monkeypatch, "meta_test", password=api.access_token, extra={"base_url": api.base_url})
+        audience_id = api.create_audience()
+        meta_seed(api, audience_id, ["stray@example.org"])
+        set_segment(wh, "vip", user_ids(30))
+        bad = sha(email_of("u0030"))
+        api.reject_record(lambda row: row[0] == bad)
+        result = run(wh, tmp_path, meta_audience(audience_id, failure_threshold=0.1))
+        assert (result["outcome"], result["added"], result["failed"]) == ("ok", 29, 1)
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(29)}
+        flagged = [r for r in api.requests_to("POST", "/usersreplace") if r.json()["session"]["last_batch_flag"]]
+        assert [r.status for r in flagged] == [400, 200]  # the whole last batch refused, then the closing one
+
+
+def test_meta_changed_email_or_phone_leaves_no_old_hash(wh, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)  # everything any library logs, to check no address, number or token leaks
+    with FakeMeta() as api:
+        connection_env(monkeypatch, "meta_test", password=api.access_token, extra={"base_url": api.base_url})
+        audience_id = api.create_audience()
+        set_segment(wh, "vip", user_ids(20))
+        api.fail_next(500)
+        api.reject_record(lambda row: row[0] == sha(email_of("u0011")))  # a 400 naming nobody, split to isolate
+        run(wh, tmp_path, meta_audience(audience_id, failure_threshold=0.2))
+        api.reset_faults()
+        with duckdb.connect(str(wh)) as con:
+            con.execute("update dim_users set email = 'moved3@example.com' where user_id = 'u0003'")
+            con.execute("update dim_users set phone = '+447900000999' where user_id = 'u0004'")
+        set_segment(wh, "vip", user_ids(20))
+        result = run(wh, tmp_path, meta_audience(audience_id))
+        assert result["added"] == 3 and result["failed"] == 0  # the two changed, and u0011 refused last time
+        emails = api.audience_members(audience_id)
+        assert sha("moved3@example.com") in emails and sha(email_of("u0003")) not in emails
+        phones = api.audience_members(audience_id, "PHONE")
+        assert sha("447900000999") in phones and sha(phone_of("u0004")[1:]) not in phones
+        assert len(api.audience_rows(audience_id)) == 20  # one row a member, none left over
+        logged = table(wh, "select user_id, action, reason from sync_log where reason = 'identifier_changed'")
+        assert sorted(logged) == [("u0003", "remove", "identifier_changed"), ("u0004", "remove", "identifier_changed")]
+        # the state keeps the hashes sent, never an address or a number
+        stored = table(wh, "select hashes, stale_hashes from sync_state where user_id in ('u0003', 'u0004')")
+        assert all("@" not in hashes and "+44" not in hashes and stale is None for hashes, stale in stored)
+        assert ("email=" + sha("moved3@example.com")) in stored[0][0] + stored[1][0]
+        # a leaver whose profile is gone is removed by the hashes the audience holds
+        with duckdb.connect(str(wh)) as con:
+            con.execute("delete from dim_users where user_id = 'u0005'")
+        set_segment(wh, "vip", [u for u in user_ids(20) if u != "u0005"])
+        assert run(wh, tmp_path, meta_audience(audience_id))["removed"] == 1
+        assert sha(email_of("u0005")) not in api.audience_members(audience_id)
+    reasons = " ".join(r or "" for (r,) in table(wh, "select reason from sync_log"))
+    for leaked in ("@example.com", "+4479", "447900000999", api.access_token):
+        assert leaked not in caplog.text and leaked not in reasons
+    assert "retrying" in caplog.text  # the log did capture the sender's warnings
+
+
 # ---- Google Data Manager ---------------------------------------------------------------------------------
 
 
@@ -223,6 +319,36 @@ def test_google_ingests_e164_hashes_and_retries_500(wh, tmp_path, monkeypatch):
         set_segment(wh, "vip", user_ids(45))
         assert run(wh, tmp_path, audience)["removed"] == 5
         assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(45)}
+
+
+def test_google_first_sync_replaces_and_a_changed_email_leaves_no_old_hash(wh, tmp_path, monkeypatch):
+    with FakeGoogleDataManager() as api:
+        connection_env(monkeypatch, "g_test", password=api.access_token, extra={"base_url": api.base_url})
+        audience_id = api.create_audience()
+        audience = {"name": "cm", "segment": "vip", "destination": "google_data_manager", "conn_id": "g_test",
+                    "fields": ["email", "phone"], "identifiers": ["email", "phone"], "batch_rows": 7,
+                    "options": {"operating_account_id": "1234567890",
+                                "product_destination_id": audience_id}}  # fmt: skip
+        member = {"userData": {"userIdentifiers": [{"emailAddress": sha("stray@x.org")}]}}
+        destination = {"operatingAccount": {"accountId": "1"}, "productDestinationId": audience_id}
+        consent = {"adUserData": "CONSENT_GRANTED"}
+        stray = {"destinations": [destination], "encoding": "HEX", "consent": consent, "audienceMembers": [member]}
+        headers = {"Authorization": f"Bearer {api.access_token}"}
+        url = f"{api.base_url}/v1/audienceMembers:ingest"
+        assert requests.post(url, json=stray, headers=headers, timeout=5).status_code == 200
+        api.age_members(audience_id, 600)
+        set_segment(wh, "vip", user_ids(20))
+        assert run(wh, tmp_path, audience)["added"] == 20
+        assert api.audience_members(audience_id) == {sha(email_of(u)) for u in user_ids(20)}
+        assert len(api.requests_to("POST", ":removeAll")) == 1
+        with duckdb.connect(str(wh)) as con:
+            con.execute("update dim_users set email = 'Moved7@Example.com ' where user_id = 'u0007'")
+        set_segment(wh, "vip", user_ids(20))
+        assert run(wh, tmp_path, audience)["added"] == 1
+        emails = api.audience_members(audience_id)
+        assert sha("moved7@example.com") in emails and sha(email_of("u0007")) not in emails
+        assert api.audience_members(audience_id, "phoneNumber") == {sha(phone_of(u)) for u in user_ids(20)}
+        assert len(api.requests_to("POST", ":removeAll")) == 1  # no second replace: the state knows the list
 
 
 # ---- Braze -------------------------------------------------------------------------------------------------

@@ -424,6 +424,10 @@ def test_meta_refuses_more_than_10000_rows_and_unknown_audiences(fake_meta: Fake
     assert fake_meta.audience_members(audience) == set()
 
 
+def session(session_id: int, seq: int, last: bool = False, total: int = 2) -> dict:
+    return {"session_id": session_id, "batch_seq": seq, "last_batch_flag": last, "estimated_num_total": total}
+
+
 def test_meta_replace_session_swaps_the_audience_only_at_the_last_batch(fake_meta: FakeMeta) -> None:
     audience = fake_meta.create_audience()
     meta_post(fake_meta, audience, {"schema": "EMAIL_SHA256", "data": [h("old@x.com"), h("stay@x.com")]})
@@ -431,23 +435,47 @@ def test_meta_replace_session_swaps_the_audience_only_at_the_last_batch(fake_met
     payload2 = {"schema": "EMAIL_SHA256", "data": [h("new@x.com")]}
     no_session = meta_post(fake_meta, audience, payload1, edge="usersreplace")
     assert no_session.status_code == 400
-    first = meta_post(
-        fake_meta, audience, payload1, edge="usersreplace",
-        session={"session_id": 7, "batch_seq": 1, "last_batch_flag": False, "estimated_num_total": 2},
-    )  # fmt: skip
+    no_total = {"session_id": 7, "batch_seq": 1, "last_batch_flag": False}
+    assert meta_post(fake_meta, audience, payload1, edge="usersreplace", session=no_total).status_code == 400
+    first = meta_post(fake_meta, audience, payload1, edge="usersreplace", session=session(7, 1))
     assert first.status_code == 200 and first.json()["session_id"] == "7"
     assert fake_meta.audience_members(audience) == {h("old@x.com"), h("stay@x.com")}  # never empty mid-sync
-    rival = meta_post(
-        fake_meta, audience, payload2, edge="usersreplace",
-        session={"session_id": 8, "batch_seq": 1, "last_batch_flag": True},
-    )  # fmt: skip
+    rival = meta_post(fake_meta, audience, payload2, edge="usersreplace", session=session(8, 1, last=True))
     assert rival.status_code == 400 and rival.json()["error"]["code"] == 2650
-    last = {"session_id": 7, "batch_seq": 2, "last_batch_flag": True}
+    # while the replace is open, /users would be overwritten by it: refused
+    during = meta_post(fake_meta, audience, payload2)
+    assert during.status_code == 400 and during.json()["error"]["code"] == 2650
+    last = session(7, 2, last=True)
     assert meta_post(fake_meta, audience, payload2, edge="usersreplace", session=last).status_code == 200
     assert fake_meta.audience_members(audience) == {h("stay@x.com"), h("new@x.com")}
     retried = meta_post(fake_meta, audience, payload2, edge="usersreplace", session=last)
     assert retried.status_code == 200  # a retried batch of the finished session is a no-op
     assert fake_meta.audience_members(audience) == {h("stay@x.com"), h("new@x.com")}
+    late = meta_post(fake_meta, audience, payload2, edge="usersreplace", session=session(7, 3, last=True))
+    assert late.status_code == 400 and late.json()["error"]["code"] == 2650  # the session has ended
+
+
+def test_meta_replace_batches_come_in_order_and_a_retry_changes_nothing(fake_meta: FakeMeta) -> None:
+    audience = fake_meta.create_audience()
+    meta_post(fake_meta, audience, {"schema": "EMAIL_SHA256", "data": [h("old@x.com")]})
+    batch = {"schema": "EMAIL_SHA256", "data": [h("a@x.com")]}
+    opens_late = meta_post(fake_meta, audience, batch, edge="usersreplace", session=session(5, 2))
+    assert opens_late.status_code == 400 and opens_late.json()["error"]["code"] == 100
+    assert meta_post(fake_meta, audience, batch, edge="usersreplace", session=session(5, 1, total=3)).status_code == 200
+    gap = meta_post(fake_meta, audience, batch, edge="usersreplace", session=session(5, 3, total=3))
+    assert gap.status_code == 400 and "out of order" in gap.json()["error"]["message"]
+    other = {"schema": "EMAIL_SHA256", "data": [h("other@x.com")]}
+    # batch 1 again (a retry after a lost answer) is not applied a second time, whatever it carries
+    assert meta_post(fake_meta, audience, other, edge="usersreplace", session=session(5, 1, total=3)).status_code == 200
+    second = {"schema": "EMAIL_SHA256", "data": [h("b@x.com")]}
+    assert (
+        meta_post(fake_meta, audience, second, edge="usersreplace", session=session(5, 2, True, 3)).status_code == 200
+    )
+    assert fake_meta.audience_members(audience) == {h("a@x.com"), h("b@x.com")}
+    too_many = {"schema": "EMAIL_SHA256", "data": [h(str(i)) for i in range(10_001)]}
+    refused = meta_post(fake_meta, audience, too_many, edge="usersreplace", session=session(6, 1, True, 10_001))
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == 100
+    assert fake_meta.audience_members(audience) == {h("a@x.com"), h("b@x.com")}
 
 
 def test_meta_throttling_is_a_400_with_code_80004_and_the_usage_header(fake_meta: FakeMeta) -> None:
@@ -550,6 +578,36 @@ def test_google_enforces_the_member_cap_consent_and_hex_encoding(fake_google: Fa
     limited = google_call(fake_google, "ingest", google_body(audience, [member("a@x.com")], consent=CONSENT))
     assert limited.status_code == 429 and limited.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
     assert fake_google.audience_members(audience) == set()
+
+
+def test_google_remove_all_as_of_a_time_keeps_members_ingested_since(fake_google: FakeGoogleDataManager) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    audience = fake_google.create_audience()
+    google_call(
+        fake_google, "ingest", google_body(audience, [member("old@x.com"), member("kept@x.com")], consent=CONSENT)
+    )
+    fake_google.age_members(audience, 3600)  # synced an hour ago
+    as_of = datetime.now(UTC) - timedelta(seconds=60)  # T, noted before the new members are ingested
+    google_call(
+        fake_google, "ingest", google_body(audience, [member("kept@x.com"), member("new@x.com")], consent=CONSENT)
+    )
+    destinations = google_body(audience, [member("x@x.com")])["destinations"]
+    future = google_call(
+        fake_google, "removeAll",
+        {"destinations": destinations, "removeAsOfTime": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
+    )  # fmt: skip
+    assert future.status_code == 400 and future.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert fake_google.audience_members(audience) == {h("old@x.com"), h("kept@x.com"), h("new@x.com")}
+    done = google_call(
+        fake_google,
+        "removeAll",
+        {"destinations": destinations, "removeAsOfTime": as_of.isoformat().replace("+00:00", "Z")},
+    )
+    assert done.status_code == 200 and done.json()["requestId"]
+    assert fake_google.audience_members(audience) == {h("kept@x.com"), h("new@x.com")}
+    everyone = google_call(fake_google, "removeAll", {"destinations": destinations})  # as of now
+    assert everyone.status_code == 200 and fake_google.audience_members(audience) == set()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -165,6 +165,47 @@ def test_skips_are_logged_with_their_reason(wh, tmp_path):
     ]
 
 
+def test_a_skip_is_logged_when_it_starts_or_changes_and_old_skips_are_pruned(wh, tmp_path, monkeypatch):
+    """sync_log retention: a member skipped run after run for the same reason is one log row, not one a run;
+    skip rows older than REKINDLE_SYNC_LOG_SKIP_DAYS go, sent rows stay."""
+    from datetime import timedelta
+
+    monkeypatch.setenv("REKINDLE_SYNC_LOG_SKIP_DAYS", "3")
+    config = write_audiences(tmp_path / "audiences.yml", [file_audience()])
+    settings = settings_for(wh, tmp_path / "out")
+    set_segment(wh, "vip", user_ids(10))
+    with duckdb.connect(str(wh)) as con:
+        con.execute("update dim_users set can_email = false where user_id in ('u0001', 'u0002')")
+
+    def day(n: int) -> dict:
+        end = AS_OF + timedelta(days=n)
+        return sync_audiences(settings, end - timedelta(days=1), end, config=config, report=lambda _: None)["vips"]
+
+    def skips() -> list[tuple]:
+        return table(wh, "select run_id, user_id, reason from sync_log where action = 'skip' order by run_id, user_id")
+
+    first = run_id_for(AS_OF)
+    assert day(0)["skipped_by_reason"] == {"consent": 2}
+    assert day(1)["skipped_by_reason"] == {"consent": 2}  # still counted every run (sync_runs)...
+    assert skips() == [(first, "u0001", "consent"), (first, "u0002", "consent")]  # ...but logged once
+    with duckdb.connect(str(wh)) as con:
+        con.execute("update dim_users set can_email = true where user_id = 'u0001'")
+        con.execute("update dim_users set is_global_control = true where user_id = 'u0002'")
+    assert day(2)["added"] == 1
+    third = run_id_for(AS_OF + timedelta(days=2))
+    assert skips() == [(first, "u0001", "consent"), (first, "u0002", "consent"), (third, "u0002", "global_control")]
+    assert table(wh, "select user_id, reason from sync_skips") == [("u0002", "global_control")]
+    with duckdb.connect(str(wh)) as con:
+        con.execute("update dim_users set can_email = false where user_id = 'u0001'")
+    day(3)  # u0001 skipped again after a spell of being sent: a new skip row
+    fourth = run_id_for(AS_OF + timedelta(days=3))
+    assert (fourth, "u0001", "consent") in skips()
+    day(4)  # the first day's rows are older than three days now
+    assert skips() == [(third, "u0002", "global_control"), (fourth, "u0001", "consent")]
+    sent = table(wh, "select count(*) from sync_log where action = 'add' and status = 'sent'")
+    assert sent == [(9,)]  # u0003..u0010 on the first day, u0001 on the third: never pruned
+
+
 def test_missing_identifier_is_a_skip(wh, tmp_path):
     config = write_audiences(
         tmp_path / "audiences.yml", [file_audience(identifiers=["user_id"], fields=["user_id", "email"])]

@@ -14,16 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
     from senders.audiences import Audience
     from senders.http import HttpClient
 
 
-@dataclass(frozen=True)
-class Member:
-    """One audience member as it leaves the warehouse (fields already chosen by the audience)."""
+class Member(NamedTuple):
+    """One audience member as it leaves the warehouse (fields already chosen by the audience). A NamedTuple
+    rather than a frozen dataclass: a first sync builds 10^6 of them, and a tuple is four times cheaper."""
 
     user_id: str
     fields: Mapping[str, Any]
@@ -35,6 +35,20 @@ class BatchOutcome:
     rejected: dict[str, str] = field(default_factory=dict)  # user_id -> reason (permanent, per record)
     suppress: dict[str, str] = field(default_factory=dict)  # user_id -> reason (opt-out, invalid number)
     unattributed_failures: int = 0  # e.g. Meta num_invalid_entries inside a 200
+    # user_id -> the identifier hashes sent (hashed destinations): what sync_state keeps for later removals
+    hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplaceBatch:
+    """Where a batch stands in a replace of the whole audience (senders/sync.py, `sync_replace`).
+    `started_at` is T, noted before the first request and kept across reruns; naive UTC."""
+
+    session_id: int
+    started_at: datetime
+    batch_seq: int
+    last: bool
+    estimated_total: int
 
 
 class RejectedBatch(Exception):
@@ -64,11 +78,12 @@ class RunContext:
 def batch_digest(action: str, members: Sequence[Member]) -> str:
     """A stable id for a batch's content: the same members with the same fields give the same id, which
     makes run-addressed keys (S3, files) and webhook ids repeat exactly when a crashed batch is re-sent."""
-    digest = hashlib.sha256(action.encode())
+    # One join rather than JSON per member: this runs for every member sent (10^6 on a first sync).
+    parts = [action]
     for member in sorted(members, key=lambda m: m.user_id):
-        digest.update(b"\0" + member.user_id.encode() + b"\0")
-        digest.update(json.dumps(dict(member.fields), sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+        parts.append(member.user_id)
+        parts.extend(f"{k}\x1f{'' if v is None else v}\x1f{v is None:d}" for k, v in sorted(member.fields.items()))
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
 class Destination(ABC):
@@ -88,6 +103,12 @@ class Destination(ABC):
     # Re-sending an accepted batch changes nothing at the destination (upserts, attributes, keyed writes).
     # When False, a batch left pending by a crash is reconciled (`reconcile`) or marked unknown, never resent.
     idempotent: ClassVar[bool] = True
+    # Identifiers leave as SHA-256 hashes (Meta, Google): `add` reports the hashes it sent (BatchOutcome.hashes),
+    # sync_state keeps them, and `remove` is handed members whose fields are those hashes (`{"email": sha256}`),
+    # so a leaver or a changed address is removed by what the destination holds, not by today's profile.
+    hashed: ClassVar[bool] = False
+    # Can replace the whole audience without emptying it meanwhile (`replace`, `end_replace`).
+    supports_replace: ClassVar[bool] = False
     # Whether the destination talks HTTP (the engine then builds an HttpClient from the connection).
     uses_http: ClassVar[bool] = True
     default_base_url: ClassVar[str] = ""
@@ -121,6 +142,19 @@ class Destination(ABC):
 
     def remove(self, members: Sequence[Member]) -> BatchOutcome:
         raise NotImplementedError(f"{self.kind} cannot remove members")
+
+    def hashes(self, member: Member) -> dict[str, str]:
+        """Hashed destinations: the identifier hashes `add` would send for this member (field -> sha256)."""
+        return {}
+
+    def replace(self, members: Sequence[Member], batch: ReplaceBatch) -> BatchOutcome:
+        """Send one batch of a replace; the audience becomes exactly the replace's members once it ends."""
+        raise NotImplementedError(f"{self.kind} cannot replace an audience")
+
+    def end_replace(self, started_at: datetime) -> None:
+        """After the last batch: whatever ends the replace (Google: remove all members last added before T).
+        Meta needs nothing: its last batch carries `last_batch_flag`."""
+        return None
 
     def reconcile(self, members: Sequence[Member]) -> set[str] | None:
         """For non-idempotent destinations: which of these pending members did the destination already

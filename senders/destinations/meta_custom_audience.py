@@ -5,6 +5,15 @@ most 10,000 rows a request, `access_token` from the connection's password. Ident
 Meta documents (senders/normalise.py) and SHA-256 hashed before they leave: email, phone (digits with
 country code, no `+`), first and last name, city, country; `user_id` goes unhashed as EXTERN_ID.
 
+The hashes of the identifiers sent (email, phone) are reported to the engine, which keeps them in sync_state:
+removals send those stored hashes (the member's profile may have changed or gone since), with the user id as
+EXTERN_ID when it is an identifier.
+
+Replace (`usersreplace`): one session per replace, `session={"session_id","batch_seq","last_batch_flag",
+"estimated_num_total"}`, batches numbered from 1 in order; Meta keeps the old audience live until the batch
+flagged last arrives, and takes a repeated batch number as a retry. The session id and the number of batches
+already accepted live in the engine's `sync_replace` ledger, so a rerun after a crash continues the session.
+
 A 200 can carry `num_invalid_entries`: those rows were not matched, and Meta does not say which (its
 `invalid_entry_samples` echo identifiers and are never logged), so they count as unattributed failures.
 Throttling is an HTTP 400 with error code 17, 613, 80003 or 80004: retried with the wait Meta's
@@ -13,13 +22,15 @@ Throttling is an HTTP 400 with error code 17, 613, 80003 or 80004: retried with 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import ClassVar
 
 import requests
 
-from senders.destinations.base import BatchOutcome, Destination, Member
+from senders import normalise
+from senders.destinations.base import BatchOutcome, Destination, DestinationError, Member, ReplaceBatch
 
 SCHEMA = {
     "email": "EMAIL",
@@ -31,6 +42,14 @@ SCHEMA = {
     "user_id": "EXTERN_ID",
 }
 THROTTLING_CODES = {4, 17, 32, 613, 80003, 80004}
+CLEANERS = {
+    "email": normalise.email,
+    "phone": normalise.phone_meta,
+    "first_name": normalise.name_meta,
+    "last_name": normalise.name_meta,
+    "city": normalise.name_meta,
+    "country": normalise.country_meta,
+}
 
 
 def throttle_wait(response: requests.Response) -> float | None:
@@ -55,6 +74,8 @@ class MetaCustomAudience(Destination):
     kind: ClassVar[str] = "meta_custom_audience"
     max_batch_rows: ClassVar[int] = 10_000
     supports_remove: ClassVar[bool] = True
+    hashed: ClassVar[bool] = True
+    supports_replace: ClassVar[bool] = True
     modes: ClassVar[tuple[str, ...]] = ("mirror", "upsert")
     default_channel: ClassVar[str] = "ads"
     required_options: ClassVar[tuple[str, ...]] = ("audience_id",)
@@ -66,6 +87,7 @@ class MetaCustomAudience(Destination):
         super().__init__(audience, credentials, http, run)
         if http is not None:
             http.retry_hint = throttle_wait
+        self.cache: dict[tuple[str, object], str] = {}
 
     @classmethod
     def check_audience(cls, audience) -> str | None:
@@ -81,58 +103,113 @@ class MetaCustomAudience(Destination):
             return [f for f in self.audience.fields if f in self.audience.identifiers]
         return list(self.audience.fields)
 
-    def row(self, member: Member, columns: list[str]) -> list[str] | None:
-        """The member's hashed row, or None when no identifier survives normalisation."""
-        from senders import normalise
+    @staticmethod
+    def hash_field(name: str, raw: object) -> str:
+        # the common case first, with what normalise.email and .phone_meta would return for it
+        if type(raw) is str:
+            if name == "email":
+                clean = raw.strip().lower()
+                if len(clean) <= 254 and normalise.PLAIN_EMAIL.fullmatch(clean):
+                    return hashlib.sha256(clean.encode()).hexdigest()
+            elif name == "phone":
+                clean = raw.strip()
+                if normalise.E164.fullmatch(clean):
+                    return hashlib.sha256(clean[1:].encode()).hexdigest()
+        try:
+            clean = CLEANERS[name](raw)
+        except normalise.NormalisationError:
+            clean = None  # one bad field does not stop matching on the others
+        return normalise.sha256_hex(clean) if clean else ""
 
-        cleaners = {
-            "email": normalise.email,
-            "phone": normalise.phone_meta,
-            "first_name": normalise.name_meta,
-            "last_name": normalise.name_meta,
-            "city": normalise.name_meta,
-            "country": normalise.country_meta,
-        }
+    def row(self, member: Member, columns: list[str]) -> tuple[list[str], dict[str, str]] | None:
+        """The member's hashed row and the hashes of its identifiers, or None when no identifier survives
+        normalisation."""
         values = []
+        hashes: dict[str, str] = {}
+        identifiers = self.audience.identifiers
+        cache = self.cache
         for name in columns:
             if name == "user_id":
                 values.append(member.user_id)
                 continue
-            try:
-                clean = cleaners[name](member.fields.get(name))
-            except normalise.NormalisationError:
-                clean = None  # one bad field does not stop matching on the others
-            values.append(normalise.sha256_hex(clean) if clean else "")
-        identifying = [v for name, v in zip(columns, values, strict=True) if name in self.audience.identifiers]
-        return values if any(identifying) else None
+            raw = member.fields.get(name)
+            if name in identifiers:
+                value = self.hash_field(name, raw)
+                if value:
+                    hashes[name] = value
+            else:
+                # names and countries repeat across members: normalise and hash each value once
+                value = cache.get((name, raw))
+                if value is None:
+                    if len(cache) > 100_000:
+                        cache.clear()
+                    value = cache[(name, raw)] = self.hash_field(name, raw)
+            values.append(value)
+        if not hashes and not ("user_id" in identifiers and "user_id" in columns):
+            return None
+        return values, hashes
+
+    def hashes(self, member: Member) -> dict[str, str]:
+        built = self.row(member, self.columns("POST"))
+        return built[1] if built else {}
 
     def batch_size_bytes(self, members: Sequence[Member]) -> int:
         return len(members) * (67 * len(self.audience.fields) + 4)
 
-    def call(self, method: str, members: Sequence[Member]) -> BatchOutcome:
+    def post(self, edge: str, method: str, columns: list[str], rows: list[list[str]], session: dict | None) -> int:
+        """One request; the number of rows Meta could not use (`num_invalid_entries`)."""
         version = self.audience.options.get("api_version", "v21.0")
-        columns = self.columns(method)
-        rows, sent, rejected = [], [], {}
+        body: dict = {
+            "payload": {"schema": [SCHEMA[c] for c in columns], "data": rows},
+            "access_token": self.credentials.get("password", ""),
+        }
+        if session is not None:
+            body["session"] = session
+        path = f"/{version}/{self.audience.options['audience_id']}/{edge}"
+        answer = self.http.request(method, path, json=body).json()
+        return int(answer.get("num_invalid_entries") or 0)
+
+    def upload(self, members: Sequence[Member], edge: str, session: dict | None = None) -> BatchOutcome:
+        columns = self.columns("POST")
+        rows, outcome = [], BatchOutcome()
         for member in members:
-            row = self.row(member, columns)
-            if row is None:
-                rejected[member.user_id] = "no identifier that normalises (Meta's rules)"
+            built = self.row(member, columns)
+            if built is None:
+                outcome.rejected[member.user_id] = "no identifier that normalises (Meta's rules)"
             else:
-                rows.append(row)
-                sent.append(member.user_id)
-        invalid = 0
+                rows.append(built[0])
+                outcome.accepted.append(member.user_id)
+                outcome.hashes[member.user_id] = built[1]
         if rows:
-            body = {
-                "payload": {"schema": [SCHEMA[c] for c in columns], "data": rows},
-                "access_token": self.credentials.get("password", ""),
-            }
-            path = f"/{version}/{self.audience.options['audience_id']}/users"
-            answer = self.http.request(method, path, json=body).json()
-            invalid = int(answer.get("num_invalid_entries") or 0)
-        return BatchOutcome(accepted=sent, rejected=rejected, unattributed_failures=invalid)
+            outcome.unattributed_failures = self.post(edge, "POST", columns, rows, session)
+        elif session is not None:
+            # Skipping the request would leave a gap in the session's batch numbers, which Meta refuses.
+            raise DestinationError(f"replace batch {session['batch_seq']}: no member has an identifier that normalises")
+        return outcome
 
     def add(self, members: Sequence[Member]) -> BatchOutcome:
-        return self.call("POST", members)
+        return self.upload(members, "users")
+
+    def replace(self, members: Sequence[Member], batch: ReplaceBatch) -> BatchOutcome:
+        session = {
+            "session_id": batch.session_id,
+            "batch_seq": batch.batch_seq,
+            "last_batch_flag": batch.last,
+            "estimated_num_total": batch.estimated_total,
+        }
+        return self.upload(members, "usersreplace", session)
 
     def remove(self, members: Sequence[Member]) -> BatchOutcome:
-        return self.call("DELETE", members)
+        """`members` carry the stored identifier hashes as their fields (see Destination.hashed)."""
+        columns = self.columns("DELETE")
+        rows, outcome = [], BatchOutcome()
+        for member in members:
+            row = [member.user_id if c == "user_id" else str(member.fields.get(c) or "") for c in columns]
+            if any(row):
+                rows.append(row)
+                outcome.accepted.append(member.user_id)
+            else:
+                outcome.rejected[member.user_id] = "no identifier hash to remove by"
+        if rows:
+            outcome.unattributed_failures = self.post("users", "DELETE", columns, rows, None)
+        return outcome

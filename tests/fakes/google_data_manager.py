@@ -15,16 +15,24 @@ Contract (../shared/reference/destinations.md, Data Manager API reference for `a
   Ingest needs consent (request-level or per member): this fake refuses an ingest without it
   (`REQUIRED_FIELD_MISSING`), as Google does for EEA users; members with `adUserData: CONSENT_DENIED` are
   accepted but do not join the audience.
+- `POST /v1/audienceMembers:removeAll` `{"destinations":[...],"removeAsOfTime":"<RFC 3339>","validateOnly"}`
+  removes the members *last added* before `removeAsOfTime` (default: now; a time in the future is refused):
+  Google's documented replace is "note T, ingest the new members, then removeAll as of T", so a member
+  ingested (again) after T stays and the list is never empty meanwhile. The fake keeps each member's
+  last-added time for that.
 - Answer 200 `{"requestId"}`; `GET /v1/requestStatus:retrieve?requestId=` reports it.
 - Rate limit: 429 `RESOURCE_EXHAUSTED`.
 
-State for assertions: `audience_members(destination_id, key="emailAddress")` (set of hashes).
+State for assertions: `audience_members(destination_id, key="emailAddress")` (set of hashes);
+`age_members(destination_id, seconds)` moves every member's last-added time back (members from an earlier day).
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from .base import FakeServer, RecordedRequest, Reply, bearer_token, json_body
@@ -63,7 +71,8 @@ class FakeGoogleDataManager(FakeServer):
     def __init__(self, access_token: str = "ya29.test-token") -> None:
         super().__init__()
         self.access_token = access_token
-        self.audiences: dict[str, list[dict[str, str]]] = {}  # productDestinationId -> members (key -> value)
+        # productDestinationId -> {member key: (identifiers (key -> hash), last added, epoch seconds)}
+        self.audiences: dict[str, dict[tuple, tuple[dict[str, str], float]]] = {}
         self.request_status: dict[str, dict[str, Any]] = {}
 
     # ---- setup and assertions --------------------------------------------------------------------------
@@ -71,12 +80,18 @@ class FakeGoogleDataManager(FakeServer):
     def create_audience(self) -> str:
         with self.lock:
             audience_id = str(9_000_000_000 + len(self.audiences) + 1)
-            self.audiences[audience_id] = []
+            self.audiences[audience_id] = {}
             return audience_id
 
     def audience_members(self, audience_id: str, key: str = "emailAddress") -> set[str]:
         with self.lock:
-            return {m[key] for m in self.audiences[audience_id] if m.get(key)}
+            return {m[key] for m, _ in self.audiences[audience_id].values() if m.get(key)}
+
+    def age_members(self, audience_id: str, seconds: float) -> None:
+        with self.lock:
+            members = self.audiences[audience_id]
+            for key, (keyed, added) in members.items():
+                members[key] = (keyed, added - seconds)
 
     # ---- base hooks ------------------------------------------------------------------------------------
 
@@ -104,6 +119,8 @@ class FakeGoogleDataManager(FakeServer):
             return self._change(request, ingest=True)
         if request.method == "POST" and request.path == "/v1/audienceMembers:remove":
             return self._change(request, ingest=False)
+        if request.method == "POST" and request.path == "/v1/audienceMembers:removeAll":
+            return self._remove_all(request)
         if request.method == "GET" and request.path == "/v1/requestStatus:retrieve":
             status = self.request_status.get(request.param("requestId") or "")
             if status is None:
@@ -230,18 +247,17 @@ class FakeGoogleDataManager(FakeServer):
             return google_error(400, "There was a problem with the request.", violations[0]["reason"], violations)
         request_id = str(uuid.uuid4())
         if not body.get("validateOnly"):
+            now = time.time()
             for target in targets:
                 audience = self.audiences[target]
-                if ingest:
-                    present = {tuple(sorted(m.items())) for m in audience}
+                if ingest:  # a member ingested again is "last added" now
                     for keyed, granted in parsed:
-                        key = tuple(sorted(keyed.items()))
-                        if keyed and granted and key not in present:
-                            present.add(key)
-                            audience.append(keyed)
+                        if keyed and granted:
+                            audience[tuple(sorted(keyed.items()))] = (keyed, now)
                 else:  # a removed member takes out everyone it matches on any identifier
                     gone = {(k, v) for keyed, _ in parsed for k, v in keyed.items()}
-                    audience[:] = [m for m in audience if not any((k, v) in gone for k, v in m.items())]
+                    for key in [key for key in audience if any(pair in gone for pair in key)]:
+                        del audience[key]
         self.request_status[request_id] = {
             "requestStatusPerDestination": [
                 {
@@ -255,6 +271,76 @@ class FakeGoogleDataManager(FakeServer):
                     },
                 }
                 for target in targets
+            ]
+        }
+        return Reply(200, {"requestId": request_id})
+
+    def _remove_all(self, request: RecordedRequest) -> Reply:
+        try:
+            body = json_body(request)
+        except ValueError as exc:
+            return google_error(400, str(exc), "INVALID_ARGUMENT")
+        destinations = body.get("destinations") if isinstance(body, dict) else None
+        if not isinstance(destinations, list) or not destinations:
+            return google_error(
+                400,
+                "There was a problem with the request.",
+                "REQUIRED_FIELD_MISSING",
+                [{"field": "destinations", "reason": "REQUIRED_FIELD_MISSING", "description": "Required."}],
+            )
+        targets = [d.get("productDestinationId") if isinstance(d, dict) else None for d in destinations]
+        for i, target in enumerate(targets):
+            if target not in self.audiences:
+                return google_error(
+                    400,
+                    "There was a problem with the request.",
+                    "INVALID_DESTINATION",
+                    [
+                        {
+                            "field": f"destinations[{i}].product_destination_id",
+                            "reason": "INVALID_DESTINATION",
+                            "description": "This Destination is not valid.",
+                        }
+                    ],
+                )
+        now = time.time()
+        raw = body.get("removeAsOfTime")
+        as_of = now
+        if raw is not None:
+            try:
+                when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+                if when.tzinfo is None:
+                    raise ValueError("RFC 3339 needs an offset")
+                as_of = when.timestamp()
+            except ValueError:
+                return google_error(
+                    400,
+                    "There was a problem with the request.",
+                    "INVALID_ARGUMENT",
+                    [{"field": "remove_as_of_time", "reason": "INVALID_ARGUMENT", "description": "Not RFC 3339."}],
+                )
+            if as_of > now + 1:  # a second's grace for clocks, as any server allows
+                return google_error(
+                    400,
+                    "There was a problem with the request.",
+                    "INVALID_ARGUMENT",
+                    [
+                        {
+                            "field": "remove_as_of_time",
+                            "reason": "INVALID_ARGUMENT",
+                            "description": "The remove as of time must not be in the future.",
+                        }
+                    ],
+                )
+        request_id = str(uuid.uuid4())
+        if not body.get("validateOnly"):
+            for target in targets:
+                audience = self.audiences[target]
+                for key in [key for key, (_, added) in audience.items() if added < as_of]:
+                    del audience[key]
+        self.request_status[request_id] = {
+            "requestStatusPerDestination": [
+                {"destination": {"productDestinationId": t}, "requestStatus": "SUCCESS"} for t in targets
             ]
         }
         return Reply(200, {"requestId": request_id})

@@ -10,15 +10,20 @@ Contract (../shared/reference/destinations.md, Marketing API "Custom Audience Us
   (`"schema":"EMAIL_SHA256","data":["<sha256>",...]`). At most 10,000 rows a request (else code 100).
   Hashed keys must be 64 lowercase hex characters; a row with a malformed value is not applied and counted in
   `num_invalid_entries` (a partial failure inside a 200), with `invalid_entry_samples`.
-- `session={"session_id","batch_seq","last_batch_flag","estimated_num_total"}`; required on usersreplace. A
-  replace session makes the audience exactly the union of its batches once the batch with
-  `last_batch_flag: true` arrives; until then the audience keeps its old members (never empty mid-sync).
-  A second replace session while one is open is refused (code 2650).
+- `session={"session_id","batch_seq","last_batch_flag","estimated_num_total"}`; required on usersreplace, with
+  all four keys (`session_id` an integer, `batch_seq` counting from 1, `estimated_num_total` the rows the whole
+  session will send). A replace session makes the audience exactly the union of its batches once the batch
+  with `last_batch_flag: true` arrives; until then the audience keeps its old members (never empty mid-sync).
+  Batches come in order: a session opens with batch 1 and each new batch is the next number; a batch number
+  already received is a retry and changes nothing (so is a retried batch of a session that has ended); a gap
+  is refused (code 100). A second replace session while one is open is refused (code 2650), and so are
+  `/users` adds and removals while a replace is in progress (code 2650): the replace would overwrite them.
 - Answer `{"audience_id","session_id","num_received","num_invalid_entries","invalid_entry_samples"}`.
 - Throttling is Graph's HTTP 400 with code 80004 (`throttle_next`) and an `X-Business-Use-Case-Usage` header
   giving `estimated_time_to_regain_access` (minutes).
 
-State for assertions: `audience_members(audience_id, key="EMAIL")` (set of hashes), `audience_rows(...)`.
+State for assertions: `audience_members(audience_id, key="EMAIL")` (set of hashes), `audience_rows(...)`,
+`rows_received` (rows of accepted requests by operation: add, remove, replace).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,32 +62,52 @@ def graph_error(code: int, message: str, status: int = 400, subcode: int | None 
     return Reply(status, {"error": error})
 
 
-def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Rows without repeats, first occurrence kept (a set of seen rows: audiences hold tens of thousands)."""
-    seen: set[tuple[tuple[str, str], ...]] = set()
-    unique = []
-    for row in rows:
-        key = tuple(sorted(row.items()))
-        if key not in seen:
-            seen.add(key)
-            unique.append(row)
-    return unique
+RowKey = tuple[tuple[str, str], ...]
 
 
 @dataclass
 class ReplaceSession:
     session_id: int
-    rows: list[dict[str, str]] = field(default_factory=list)
+    rows: set[RowKey] = field(default_factory=set)
     batches: set[int] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
 
 
 @dataclass
 class Audience:
+    """Rows as sorted (key, value) pairs (a repeated row is one member), with an index from each personal
+    identifier to its rows, so adds and removals cost what they carry, not the audience's size, and 10^6
+    members (the bench) fit in about a kilobyte each."""
+
     id: str
-    rows: list[dict[str, str]] = field(default_factory=list)  # each row: schema key -> value (hash)
+    rows: set[RowKey] = field(default_factory=set)
+    index: dict[tuple[str, str], list[RowKey]] = field(default_factory=dict)
     replace: ReplaceSession | None = None
     ended_sessions: dict[int, set[int]] = field(default_factory=dict)  # replace session id -> its batch_seqs
+
+    def add(self, key: RowKey) -> None:
+        if key in self.rows:
+            return
+        self.rows.add(key)
+        for pair in key:
+            if pair[1] and pair[0] in PERSONAL_KEYS:
+                self.index.setdefault(pair, []).append(key)
+
+    def discard(self, key: RowKey) -> None:
+        if key not in self.rows:
+            return
+        self.rows.discard(key)
+        for pair in key:
+            if pair[1] and pair[0] in PERSONAL_KEYS:
+                keys = self.index[pair]
+                keys.remove(key)
+                if not keys:
+                    del self.index[pair]
+
+    def reset(self, rows: set[RowKey]) -> None:
+        self.rows, self.index = set(), {}
+        for key in rows:
+            self.add(key)
 
 
 class FakeMeta(FakeServer):
@@ -93,6 +119,7 @@ class FakeMeta(FakeServer):
         self.audiences: dict[str, Audience] = {}
         self._throttles = 0
         self._invalid_predicates: list[Callable[[list[Any]], bool]] = []
+        self.rows_received: Counter[str] = Counter()  # rows of accepted requests, by add / remove / replace
 
     # ---- setup and assertions --------------------------------------------------------------------------
 
@@ -109,7 +136,7 @@ class FakeMeta(FakeServer):
     def audience_members(self, audience_id: str, key: str = "EMAIL") -> set[str]:
         """The hashes under `key` of the audience's current members."""
         with self.lock:
-            return {r[key] for r in self.audiences[audience_id].rows if r.get(key)}
+            return {v for row in self.audiences[audience_id].rows for k, v in row if k == key and v}
 
     def invalid_rows_for(self, predicate: Callable[[list[Any]], bool]) -> None:
         """Rows matching `predicate` (as received: one value per schema key) are well-formed but unusable:
@@ -189,12 +216,17 @@ class FakeMeta(FakeServer):
         if self.rejected(rows):
             return graph_error(100, "(#100) Invalid parameter: the payload holds a record Meta cannot accept")
         valid, samples = [], {}
+        # each row becomes its key (sorted (schema key, value) pairs) directly: the bench sends 10^6 rows, and a
+        # fake that is slow to answer would be measured as the sender's time
+        order = sorted(range(len(schema)), key=schema.__getitem__)
+        hashed = [i for i, key in enumerate(schema) if key in HASHED_KEYS]
+        predicates = self._invalid_predicates
         for row in rows:
-            problem = self._row_problem(schema, row)
-            if problem is None and any(p(row) for p in self._invalid_predicates):
+            problem = self._row_problem(schema, hashed, row)
+            if problem is None and predicates and any(p(row) for p in predicates):
                 problem = "the entry could not be used"
             if problem is None:
-                valid.append(dict(zip(schema, row, strict=True)))
+                valid.append(tuple([(schema[i], row[i]) for i in order]))
             elif len(samples) < 10:
                 samples[str(row[0])] = problem
         invalid = len(rows) - len(valid)
@@ -202,10 +234,15 @@ class FakeMeta(FakeServer):
             reply = self._replace(audience, session, valid)
             if reply is not None:
                 return reply
+        elif audience.replace is not None:
+            return graph_error(
+                2650, "Failed to update the custom audience: a replace session is in progress", subcode=1870145
+            )
         elif op == "add":
             self._add(audience, valid)
         else:
             self._remove(audience, valid)
+        self.rows_received[op] += len(rows)
         answer: dict[str, Any] = {
             "audience_id": audience.id,
             "session_id": str(session["session_id"]) if session else str(secrets.randbits(53)),
@@ -272,41 +309,49 @@ class FakeMeta(FakeServer):
                 raw = json.loads(raw)
             except json.JSONDecodeError:
                 raise ValueError("session must be a JSON object") from None
-        if not isinstance(raw, dict) or not isinstance(raw.get("session_id"), int):
+
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not isinstance(raw, dict) or not whole(raw.get("session_id")):
             raise ValueError("session.session_id must be an integer")
-        if not isinstance(raw.get("batch_seq"), int) or raw["batch_seq"] < 1:
+        if not whole(raw.get("batch_seq")) or raw["batch_seq"] < 1:
             raise ValueError("session.batch_seq must be an integer from 1")
         if not isinstance(raw.get("last_batch_flag"), bool):
             raise ValueError("session.last_batch_flag must be a boolean")
+        if not whole(raw.get("estimated_num_total")) or raw["estimated_num_total"] < 0:
+            raise ValueError("session.estimated_num_total must be a whole number")
         return raw
 
     @staticmethod
-    def _row_problem(schema: list[str], row: list[Any]) -> str | None:
-        for key, value in zip(schema, row, strict=True):
-            if key in HASHED_KEYS and value not in ("", None) and not (isinstance(value, str) and _SHA256.match(value)):
-                return f"{key} is not a SHA-256 hash as 64 lowercase hex characters"
+    def _row_problem(schema: list[str], hashed: list[int], row: list[Any]) -> str | None:
+        for i in hashed:
+            value = row[i]
+            if value not in ("", None) and not (isinstance(value, str) and _SHA256.match(value)):
+                return f"{schema[i]} is not a SHA-256 hash as 64 lowercase hex characters"
         if all(value in ("", None) for value in row):
             return "the row has no identifier"
         return None
 
-    def _add(self, audience: Audience, rows: list[dict[str, str]]) -> None:
-        audience.rows = _unique([*audience.rows, *rows])
+    def _add(self, audience: Audience, rows: list[RowKey]) -> None:
+        for key in rows:
+            audience.add(key)
 
-    def _remove(self, audience: Audience, rows: list[dict[str, str]]) -> None:
+    def _remove(self, audience: Audience, rows: list[RowKey]) -> None:
         """A removed row takes out every member it matches on a personal identifier (email, phone, ids), as Meta
         matches people; FN, COUNTRY and the like are shared by many and only refine a match. A row with no
         personal identifier removes the identical row only."""
-        gone = {(k, v) for row in rows for k, v in row.items() if v and k in PERSONAL_KEYS}
-        exact = {tuple(sorted(row.items())) for row in rows if not any(row.get(k) for k in PERSONAL_KEYS)}
-        audience.rows = [
-            r
-            for r in audience.rows
-            if not any((k, v) in gone for k, v in r.items() if v and k in PERSONAL_KEYS)
-            and tuple(sorted(r.items())) not in exact
-        ]
+        for key in rows:
+            personal = [(k, v) for k, v in key if v and k in PERSONAL_KEYS]
+            if not personal:
+                audience.discard(key)
+            for pair in personal:
+                for held in list(audience.index.get(pair, ())):
+                    audience.discard(held)
 
-    def _replace(self, audience: Audience, session: dict[str, Any], rows: list[dict[str, str]]) -> Reply | None:
+    def _replace(self, audience: Audience, session: dict[str, Any], rows: list[RowKey]) -> Reply | None:
         current = audience.replace
+        seq = session["batch_seq"]
         if current is not None and current.session_id != session["session_id"]:
             return graph_error(
                 2650, "Failed to update the custom audience: another replace session is in progress", subcode=1870145
@@ -314,17 +359,23 @@ class FakeMeta(FakeServer):
         if current is None:
             ended = audience.ended_sessions.get(session["session_id"])
             if ended is not None:
-                if session["batch_seq"] in ended:
+                if seq in ended:
                     return None  # a retried batch of a finished session: already applied, nothing to do
                 return graph_error(
                     2650, "Failed to update the custom audience: this session has ended", subcode=1870146
                 )
+            if seq != 1:
+                return graph_error(100, f"(#100) A replace session starts with batch_seq 1, got {seq}")
             current = audience.replace = ReplaceSession(session["session_id"])
-        if session["batch_seq"] not in current.batches:
-            current.batches.add(session["batch_seq"])
-            current.rows.extend(rows)
+        if seq in current.batches:
+            return None  # a retried batch: already applied
+        expected = max(current.batches, default=0) + 1
+        if seq != expected:
+            return graph_error(100, f"(#100) batch_seq {seq} is out of order: the session expects {expected}")
+        current.batches.add(seq)
+        current.rows.update(rows)
         if session["last_batch_flag"]:
-            audience.rows = _unique(current.rows)
+            audience.reset(current.rows)
             audience.ended_sessions[current.session_id] = current.batches
             audience.replace = None
         return None
