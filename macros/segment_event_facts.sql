@@ -2,17 +2,24 @@
     (<leaf>__events) and, for aggregate rules, the aggregated property (<leaf>__value). All leaves are
     computed in one scan of fct_events, whatever the number of segments, and each property the rules
     read is taken out of the JSON once per event, not once per rule. A missing or non-numeric property
-    counts as 0 in sum and avg (CleverTap) and is skipped by min and max. -#}
+    counts as 0 in sum and avg (CleverTap) and is skipped by min and max.
+    When the run gives the as-of instant (var rekindle_as_of, as Airflow does), the windows compare event
+    times with constants rather than with a joined as-of column: DuckDB evaluates that about twice as fast
+    over the whole event table. Each leaf is an aggregate with a FILTER clause (both engines have it). -#}
 {% macro segment_event_facts(leaves) %}
-    {%- set as_of_sql = 'as_of.evaluated_at' -%}
+    {%- set constant_as_of = true if var('rekindle_as_of', none) else false -%}
+    {%- set as_of_sql = rekindle_as_of() if constant_as_of else 'as_of.evaluated_at' -%}
     {%- set spec = segment_event_columns(leaves) %}
     with
+
+    {%- if not constant_as_of %}
 
     as_of as (
 
         select {{ rekindle_as_of() }} as evaluated_at
 
     ),
+    {%- endif %}
 
     {{ segment_events(spec) }},
 
@@ -22,20 +29,22 @@
             events.user_id
             {%- for leaf in leaves %}
             {%- set match = segment_event_match(leaf, as_of_sql, spec.columns, spec.numeric) %}
-            , sum(case when {{ match }} then 1 else 0 end) as {{ leaf.id }}__events
+            , count(*) filter (where {{ match }}) as {{ leaf.id }}__events
             {%- if leaf.fn is defined %}
             {%- set number = 'events.' ~ spec.columns[leaf.property] ~ '_number' %}
             {%- if leaf.fn in ('sum', 'avg') %}
-            , sum(case when {{ match }} then coalesce({{ number }}, 0) end)
-            {%- if leaf.fn == 'avg' %} / nullif(sum(case when {{ match }} then 1 else 0 end), 0){% endif %}
+            , sum(coalesce({{ number }}, 0)) filter (where {{ match }})
+            {%- if leaf.fn == 'avg' %} / nullif(count(*) filter (where {{ match }}), 0){% endif %}
                 as {{ leaf.id }}__value
             {%- else %}
-            , {{ leaf.fn }}(case when {{ match }} then {{ number }} end) as {{ leaf.id }}__value
+            , {{ leaf.fn }}({{ number }}) filter (where {{ match }}) as {{ leaf.id }}__value
             {%- endif %}
             {%- endif %}
             {%- endfor %}
         from events
+        {%- if not constant_as_of %}
         cross join as_of
+        {%- endif %}
         group by events.user_id
 
     )
