@@ -5,8 +5,7 @@
     counts as 0 in sum and avg (CleverTap) and is skipped by min and max.
     When the run gives the as-of instant (var rekindle_as_of, as Airflow does), the windows compare event
     times with constants, which the engine folds once, rather than with a joined as-of column. Each leaf is
-    an aggregate with a FILTER clause (both engines have it). On the 10M-event bench warehouse neither made
-    a difference that stood out from the noise of a shared machine (see the perf branch's report). -#}
+    an aggregate with a FILTER clause (both engines have it). -#}
 {% macro segment_event_facts(leaves) %}
     {%- set constant_as_of = true if var('rekindle_as_of', none) else false -%}
     {%- set as_of_sql = rekindle_as_of() if constant_as_of else 'as_of.evaluated_at' -%}
