@@ -7,21 +7,9 @@
     segment_event_match, so `where:` filters mean what they mean in segments. -#}
 {% macro funnel_report(funnels) %}
     {%- set as_of_sql = 'as_of.evaluated_at' -%}
-    {%- set names = [] -%}
-    {%- set columns = {} -%}
-    {%- set numeric = [] -%}
-    {%- for funnel in funnels -%}
-        {%- for step in funnel.steps -%}
-            {%- if step.event not in names %}{% do names.append(step.event) %}{% endif -%}
-            {%- for filter in step.where -%}
-                {%- if filter.property not in columns -%}
-                    {%- do columns.update({filter.property: 'property_' ~ (columns | length + 1)}) -%}
-                {%- endif -%}
-                {%- set sample = (filter.value[0] if filter.value is sequence and filter.value is not string else filter.value) if filter.value is defined else none -%}
-                {%- if sample is number and sample is not boolean and filter.property not in numeric %}{% do numeric.append(filter.property) %}{% endif -%}
-            {%- endfor -%}
-        {%- endfor -%}
-    {%- endfor %}
+    {%- set steps = [] -%}
+    {%- for funnel in funnels %}{% do steps.extend(funnel.steps) %}{% endfor -%}
+    {%- set spec = segment_event_columns(steps) %}
     with
 
     as_of as (
@@ -31,34 +19,7 @@
     ),
 
     {#- the events some step reads, each filtered property taken out of the JSON once -#}
-    properties as (
-
-        select
-            events.user_id,
-            events.event_name,
-            events.event_at
-            {%- for key, column in columns.items() %}
-            , {{ json_text('events.properties', segment_literal(key)) }} as {{ column }}
-            {%- endfor %}
-        from {{ ref('fct_events') }} as events
-        {%- if names %}
-        where events.event_name in ({% for name in names %}{{ segment_literal(name) }}{{ ', ' if not loop.last }}{% endfor %})
-        {%- else %}
-        where false
-        {%- endif %}
-
-    ),
-
-    events as (
-
-        select
-            properties.*
-            {%- for key in numeric %}
-            , {{ segment_safe_number('properties.' ~ columns[key]) }} as {{ columns[key] }}_number
-            {%- endfor %}
-        from properties
-
-    ),
+    {{ segment_events(spec) }},
 
     {%- for funnel in funnels %}
     {%- set f = loop.index %}
@@ -79,7 +40,7 @@
             events.event_at
         from events
         cross join as_of
-        where {{ segment_event_match(leaf, as_of_sql, columns, numeric) }}
+        where {{ segment_event_match(leaf, as_of_sql, spec.columns, spec.numeric) }}
 
     ),
 

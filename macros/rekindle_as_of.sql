@@ -6,7 +6,7 @@
     parser, so partial parsing keeps working. The value is parsed here, so nothing but a timestamp
     reaches the SQL. -#}
 {% macro rekindle_as_of() %}
-    {%- set as_of = var('rekindle_as_of', none) or (env_var('REKINDLE_AS_OF', '') if execute else none) -%}
+    {%- set as_of = rekindle_as_of_given() -%}
     {%- if as_of -%}
         {%- set parsed = modules.datetime.datetime.fromisoformat(as_of | string) -%}
         {%- if parsed.tzinfo -%}
@@ -16,4 +16,10 @@
     {%- else -%}
         (select max(event_at) from {{ ref('stg_clevertap__events') }})
     {%- endif -%}
+{% endmacro %}
+
+{#- The as-of instant the run was given (var or REKINDLE_AS_OF), as text, or none when "now" is the latest
+    event: models that can use a constant instead of a subquery ask this. -#}
+{% macro rekindle_as_of_given() %}
+    {{ return(var('rekindle_as_of', none) or (env_var('REKINDLE_AS_OF', '') if execute else none) or none) }}
 {% endmacro %}
