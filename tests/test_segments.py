@@ -173,3 +173,26 @@ def test_history_records_stints_and_a_backfilled_day_reproduces_its_members(buil
     rows, _ = seen[days[2]]
     entered = {(s, u): e for s, u, e, x in stints if x is None}
     assert all(entered[(s, u)] == q for s, u, q in rows)
+
+
+def test_without_an_as_of_now_is_the_latest_event_and_both_forms_of_the_sql_agree(built_warehouse, tmp_path):
+    """An analyst's ad-hoc `dbt run` gives no as-of: "now" is the latest loaded event, and the windows compare
+    with a joined as-of column instead of the constant a scheduled run gets (macros/segment_event_facts.sql).
+    Both forms must select the same members and funnel counts."""
+    warehouse = tmp_path / "rekindle.duckdb"
+    shutil.copy(built_warehouse, warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        ((latest,),) = con.sql("select max(event_at) from stg_clevertap__events").fetchall()
+
+    def results(as_of: datetime | None) -> tuple[list, list, list]:
+        run_dbt(warehouse, "run", "--select", "int_segments__event_facts+", "rpt_funnels", as_of=as_of, tmp=tmp_path)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            members = con.sql("select segment_name, user_id from segment_members order by 1, 2").fetchall()
+            evaluated = con.sql("select distinct evaluated_at from segment_members").fetchall()
+            funnels = con.sql("select * exclude (evaluated_at) from rpt_funnels order by all").fetchall()
+        return members, evaluated, funnels
+
+    ad_hoc = results(None)
+    assert ad_hoc[1] == [(latest,)]
+    assert ad_hoc[0] and ad_hoc[2], "nothing to compare"
+    assert results(latest) == ad_hoc
