@@ -7,7 +7,7 @@
     windows compare event times with constants, which the engine folds once, rather than with a joined
     as-of column. Each leaf is an aggregate with a FILTER clause (both engines have it). -#}
 {% macro segment_event_facts(leaves) %}
-    {%- set constant_as_of = true if rekindle_as_of_given() else false -%}
+    {%- set constant_as_of = rekindle_as_of_given() is not none -%}
     {%- set as_of_sql = rekindle_as_of() if constant_as_of else 'as_of.evaluated_at' -%}
     {%- set spec = segment_event_columns(leaves) %}
     with
