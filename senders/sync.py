@@ -65,6 +65,7 @@ from senders.destinations.base import (
     RunContext,
 )
 from senders.http import HttpClient, RetryPolicy
+from senders.normalise import SqlDialect
 from senders.state import Warehouse, Write
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Candidate(NamedTuple):
     user_id: str
     in_segment: bool
     values: dict[str, Any]
+    hashed: dict[str, str | None] | None = None  # the warehouse's hashes of fields (read_candidates' `hash_sql`)
 
 
 class StateRow(NamedTuple):
@@ -217,8 +219,16 @@ def _crash_point(point: str, batch_number: int) -> None:
 # ---- reading the warehouse -----------------------------------------------------------------------------------
 
 
-def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_suppressions: bool) -> list[Candidate]:
-    """Segment members and the users the destination holds for the audience, with what the decision needs."""
+def read_candidates(
+    wh: Warehouse,
+    audience: Audience,
+    *,
+    has_state: bool,
+    has_suppressions: bool,
+    hash_sql: dict[str, str] | None = None,
+) -> list[Candidate]:
+    """Segment members and the users the destination holds for the audience, with what the decision needs;
+    with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it hashes."""
     profile = [f for f in PROFILE_FIELDS if f in audience.fields or f in audience.identifiers]
     if any(f in audience.fields for f in DERIVED_FIELDS) and "name" not in profile:
         profile.append("name")
@@ -248,6 +258,8 @@ def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_s
         params.append(audience.channel)
     else:
         select.append("false as suppressed")
+    hashed_fields = list(hash_sql or {})
+    select += [hash_sql[f] for f in hashed_fields]
     known = (
         f"select user_id from {wh.table('sync_state')} where audience = ?"
         if has_state
@@ -287,7 +299,15 @@ def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_s
         "assignment",
         "suppressed",
     ]
-    return [Candidate(row[0], bool(row[1]), dict(zip(names, row, strict=True))) for row in rows]
+    if not hashed_fields:
+        return [Candidate(row[0], bool(row[1]), dict(zip(names, row, strict=True))) for row in rows]
+    n = len(names)
+    return [
+        Candidate(
+            row[0], bool(row[1]), dict(zip(names, row[:n], strict=True)), dict(zip(hashed_fields, row[n:], strict=True))
+        )
+        for row in rows
+    ]
 
 
 # Columns that are text in the marts: sent as they are, without `_plain`'s type checks (a 10^6-member sync
@@ -486,7 +506,11 @@ class AudienceSync:
         a = self.audience
         has_state = self.wh.relation_exists("sync_state")
         has_suppressions = self.wh.relation_exists("sync_suppressions")
-        candidates = read_candidates(self.wh, a, has_state=has_state, has_suppressions=has_suppressions)
+        # hashed destinations normalise and hash in the warehouse what it can decide (a first sync: every member)
+        hash_sql = self.kind.hash_sql(a, SqlDialect(self.wh.target), lambda column: f"u.{column}")
+        candidates = read_candidates(
+            self.wh, a, has_state=has_state, has_suppressions=has_suppressions, hash_sql=hash_sql
+        )
         self.state = self.read_state()
         pending = (
             self.wh.query(
@@ -505,7 +529,7 @@ class AudienceSync:
         skips: dict[str, str] = {}
         for candidate in candidates:
             fields = member_fields(a, candidate.values)
-            member = Member(candidate.user_id, fields)
+            member = Member(candidate.user_id, fields, candidate.hashed)
             profiles[candidate.user_id] = member
             if not candidate.in_segment:
                 continue
