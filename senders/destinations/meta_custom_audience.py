@@ -162,13 +162,8 @@ class MetaCustomAudience(Destination):
 
     @classmethod
     def hash_sql(cls, audience, sql: normalise.SqlDialect, column: Callable[[str], str]) -> dict[str, str]:
-        exprs = {}
-        for name in audience.fields:
-            source = "name" if name in ("first_name", "last_name") else name
-            expr = normalise.meta_hash_sql(sql, name, column(source))
-            if expr is not None:
-                exprs[name] = expr
-        return exprs
+        exprs = {name: normalise.meta_hash_sql(sql, name, column(name)) for name in audience.fields}
+        return {name: expr for name, expr in exprs.items() if expr is not None}
 
     def prepare(self, members: Sequence[Member]) -> None:
         """Hash the rows and encode them as JSON ahead of the request (see Destination.prepare)."""
