@@ -44,6 +44,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -574,12 +575,9 @@ class AudienceSync:
             destination = self.connect()
             add_action = "send" if a.mode == "append" else "add"
             try:
-                for batch in batches(destination, adds):
-                    self.send_batch(add_action, batch, fingerprints)
-                for batch in batches(destination, self.stale_members()):
-                    self.send_batch("unlink", batch, fingerprints)
-                for batch in batches(destination, removes):
-                    self.send_batch("remove", batch, fingerprints)
+                self.send_batches(add_action, batches(destination, adds), fingerprints)
+                self.send_batches("unlink", batches(destination, self.stale_members()), fingerprints)
+                self.send_batches("remove", batches(destination, removes), fingerprints)
             finally:
                 finish = destination.finish()
         if finish is not None:
@@ -703,9 +701,7 @@ class AudienceSync:
                 remaining = [m for uid, m in eligible.items() if uid in sent][:1]
                 if not remaining:
                     raise SyncFailed(f"audience {a.name}: a replace left open has no member to close it with")
-            chunks = list(batches(destination, remaining))
-            for i, chunk in enumerate(chunks):
-                self.send_batch("replace", chunk, fingerprints, last=i == len(chunks) - 1, total=len(eligible))
+            self.send_batches("replace", batches(destination, remaining), fingerprints, total=len(eligible))
         if not session.sent_last:
             raise SyncFailed(f"audience {a.name}: the replace session could not be ended; the old audience stays")
         destination.end_replace(session.started_at)
@@ -782,6 +778,31 @@ class AudienceSync:
 
     # ---- sending and recording ---------------------------------------------------------------------------
 
+    def send_batches(
+        self, action: str, chunks: Iterable[list[Member]], fingerprints: dict[str, str], *, total: int = 0
+    ) -> None:
+        """Send the batches in order, each as send_batch does (pending rows, request, record: in a worker thread,
+        one batch at a time, so the crash guarantees are send_batch's), while this thread has the destination
+        build the next batch's request (Destination.prepare: CPU only). The building then overlaps the batch in
+        flight: its warehouse writes and the destination's answer. A replace flags its last batch."""
+        chunks = list(chunks)
+        destination = self.connect()
+        prepare = action in ("add", "send", "replace")  # removals carry stored hashes: nothing to build
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.audience.name}") as worker:
+            running: Future | None = None
+            for i, chunk in enumerate(chunks):
+                if prepare:
+                    destination.prepare(chunk)
+                delivery_id = delivery_id_for(action, chunk, fingerprints)
+                if running is not None:
+                    running.result()  # a batch goes only once the one before it is recorded (or raises)
+                last = action == "replace" and i == len(chunks) - 1
+                running = worker.submit(
+                    self.send_batch, action, chunk, fingerprints, last=last, total=total, delivery_id=delivery_id
+                )
+            if running is not None:
+                running.result()
+
     def send_batch(
         self,
         action: str,
@@ -791,11 +812,12 @@ class AudienceSync:
         last: bool = False,
         total: int = 0,
         resend: bool = False,
+        delivery_id: str | None = None,
     ) -> None:
         destination = self.connect()
         a = self.audience
         self.batch_number += 1
-        delivery_id = delivery_id_for(action, batch, fingerprints)
+        delivery_id = delivery_id or delivery_id_for(action, batch, fingerprints)
         now = datetime.now(UTC).replace(tzinfo=None)
         ids = [m.user_id for m in batch]
         # The batch that ends a replace is pending as `replace_last`: resent after a crash, it must end it again.
