@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from senders.destinations.meta_custom_audience import MetaCustomAudience
 from senders.normalise import (
     NormalisationError,
+    SqlDialect,
     country_meta,
     email,
     email_google,
+    meta_hash_sql,
     name_meta,
     phone_e164,
     phone_meta,
@@ -173,3 +178,98 @@ def test_normalise_then_hash_gives_the_same_hash_for_every_spelling() -> None:
 def test_sha256_hex_refuses_none() -> None:
     with pytest.raises(TypeError):
         sha256_hex(None)  # type: ignore[arg-type]
+
+
+# ---- the SQL twin (normalise.meta_hash_sql): the warehouse hashes what it can decide, exactly as Python would ----
+
+SQL_FIELDS = {"email": "email", "phone": "phone"}  # the fields meta_hash_sql decides; the others stay in Python
+# Values that exercise both sides of every rule: plain ASCII the SQL decides, and whitespace, Unicode letters and
+# digits, and separators that it must leave to Python.
+pieces = st.text(alphabet="aZ9 .@+-'()" + "\t\n\x1f\u00a0\u2028é\u0308İßﬁ٣Ⅻ", max_size=6)
+emails = st.builds(lambda a, b, c: f"{a}@{b}.{c}", pieces, pieces, pieces)
+digits = st.text(alphabet="0123456789", min_size=6, max_size=17)
+phones = st.builds(lambda pad, number, tail: f"{pad}+{number}{tail}", st.sampled_from(["", " ", "\t"]), digits,
+                   st.sampled_from(["", " ", "x", "٣"]))  # fmt: skip
+values = st.one_of(st.none(), pieces, emails, phones, st.sampled_from([" a@b.co ", "+4479 0000 0001", "  ", ""]))
+COLUMNS = ("email", "phone")
+rows = st.lists(st.fixed_dictionaries({c: values for c in COLUMNS}), min_size=1, max_size=25)
+
+
+def python_hashes(row: dict) -> dict[str, str]:
+    """What MetaCustomAudience sends for the row's fields, computed by the Python normalisers."""
+    return {field: MetaCustomAudience.hash_field(field, row[column]) for field, column in SQL_FIELDS.items()}
+
+
+def sql_hashes(query, target: str, table: str) -> list[dict[str, str | None]]:
+    sql = SqlDialect(target)
+    exprs = [meta_hash_sql(sql, field, column) for field, column in SQL_FIELDS.items()]
+    return [dict(zip(SQL_FIELDS, r, strict=True)) for r in query(f"select {', '.join(exprs)} from {table} order by i")]
+
+
+def assert_sql_agrees(rows: list[dict], got: list[dict]) -> int:
+    decided = 0
+    for row, sql_row in zip(rows, got, strict=True):
+        expected = python_hashes(row)
+        for field, value in sql_row.items():
+            if value is not None:  # None: left to Python
+                assert value == expected[field], (field, row)
+                decided += 1
+    return decided
+
+
+def test_sql_hashes_plain_values_as_the_python_normalisers_do() -> None:
+    """Golden: the bench's kind of profile is decided in SQL, field by field, to the Python result."""
+    import duckdb
+
+    row = {"email": " Ann.Lee@Example.COM", "phone": "+447900000001"}
+    con = duckdb.connect()
+    con.execute("create table t as select 0 as i, ?::varchar as email, ?::varchar as phone", [row[c] for c in COLUMNS])
+    got = sql_hashes(lambda q: con.execute(q).fetchall(), "duckdb", "t")
+    assert got == [python_hashes(row)]
+    assert got[0] == {"email": sha256_hex("ann.lee@example.com"), "phone": sha256_hex("447900000001")}
+    assert meta_hash_sql(SqlDialect("duckdb"), "first_name", "name") is None
+
+
+@pytest.fixture(scope="module")
+def duck():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create table t (i integer, email varchar, phone varchar)")
+    yield con
+    con.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=rows)
+def test_sql_hashes_agree_with_python_on_duckdb(duck, rows: list[dict]) -> None:
+    duck.execute("delete from t")
+    duck.executemany("insert into t values (?, ?, ?)", [[i, *(r[c] for c in COLUMNS)] for i, r in enumerate(rows)])
+    assert_sql_agrees(rows, sql_hashes(lambda q: duck.execute(q).fetchall(), "duckdb", "t"))
+
+
+def test_sql_hashes_agree_with_python_on_postgres() -> None:
+    import psycopg2
+    from conftest import pg_params, throwaway_pg_database
+
+    decided = 0
+    with throwaway_pg_database("normalise") as dbname, psycopg2.connect(**pg_params(dbname)) as con:
+        cur = con.cursor()
+        cur.execute("create table t (i integer, email varchar, phone varchar)")
+
+        def query(sql: str) -> list[tuple]:
+            cur.execute(sql)
+            return cur.fetchall()
+
+        @settings(max_examples=60, deadline=None)
+        @given(rows=rows)
+        def check(rows: list[dict]) -> None:
+            nonlocal decided
+            cur.execute("truncate t")
+            for i, r in enumerate(rows):
+                cur.execute("insert into t values (%s, %s, %s)", [i, *(r[c] for c in COLUMNS)])
+            decided += assert_sql_agrees(rows, sql_hashes(query, "postgres", "t"))
+
+        check()
+        con.rollback()
+    assert decided > 0  # the SQL decided values, not only left them to Python

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 if TYPE_CHECKING:
     from senders.audiences import Audience
     from senders.http import HttpClient
+    from senders.normalise import SqlDialect
 
 
 class Member(NamedTuple):
@@ -27,6 +28,9 @@ class Member(NamedTuple):
 
     user_id: str
     fields: Mapping[str, Any]
+    # Hashed destinations: what the warehouse already normalised and hashed (`Destination.hash_sql`), field ->
+    # hex SHA-256 ('' for a blank or refused value, None where Python must decide); None when not computed.
+    hashed: Mapping[str, str | None] | None = None
 
 
 @dataclass
@@ -132,6 +136,20 @@ class Destination(ABC):
     def auth_headers(cls, credentials: Mapping[str, str]) -> dict[str, str]:
         """Headers every request carries; built from the connection, never logged."""
         return {}
+
+    @classmethod
+    def hash_sql(cls, audience: Audience, sql: SqlDialect, column: Callable[[str], str]) -> dict[str, str]:
+        """Hashed destinations: SQL that normalises and hashes fields in the warehouse, field -> expression over
+        `column(name)` of dim_users, giving what `add` would send or NULL where Python must decide (see
+        senders/normalise.py); the engine hands the results over as `Member.hashed`. {}: nothing in SQL."""
+        return {}
+
+    def prepare(self, members: Sequence[Member]) -> None:
+        """Optional: build the request for `members` ahead of time (CPU only: no I/O, no warehouse), so that the
+        engine can do it while the previous batch's request is in flight; `add`/`replace` then use it when
+        handed the same list object. Runs in another thread than the request: it must not touch what a
+        request in flight uses."""
+        return None
 
     def batch_size_bytes(self, members: Sequence[Member]) -> int:
         """Payload size for byte-capped batching (JSON of the fields, a close upper bound for most APIs)."""

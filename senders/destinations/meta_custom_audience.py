@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import requests
@@ -88,6 +88,7 @@ class MetaCustomAudience(Destination):
         if http is not None:
             http.retry_hint = throttle_wait
         self.cache: dict[tuple[str, object], str] = {}
+        self.prepared: dict[int, tuple[Sequence[Member], tuple[str, BatchOutcome]]] = {}  # by id() of the list
 
     @classmethod
     def check_audience(cls, audience) -> str | None:
@@ -123,27 +124,30 @@ class MetaCustomAudience(Destination):
 
     def row(self, member: Member, columns: list[str]) -> tuple[list[str], dict[str, str]] | None:
         """The member's hashed row and the hashes of its identifiers, or None when no identifier survives
-        normalisation."""
+        normalisation. Values the warehouse hashed already (`member.hashed`) are taken as they are."""
         values = []
         hashes: dict[str, str] = {}
         identifiers = self.audience.identifiers
         cache = self.cache
+        done = member.hashed or {}
         for name in columns:
             if name == "user_id":
                 values.append(member.user_id)
                 continue
-            raw = member.fields.get(name)
-            if name in identifiers:
-                value = self.hash_field(name, raw)
-                if value:
-                    hashes[name] = value
-            else:
-                # names and countries repeat across members: normalise and hash each value once
-                value = cache.get((name, raw))
-                if value is None:
-                    if len(cache) > 100_000:
-                        cache.clear()
-                    value = cache[(name, raw)] = self.hash_field(name, raw)
+            value = done.get(name)
+            if value is None:
+                raw = member.fields.get(name)
+                if name in identifiers:
+                    value = self.hash_field(name, raw)
+                else:
+                    # names and countries repeat across members: normalise and hash each value once
+                    value = cache.get((name, raw))
+                    if value is None:
+                        if len(cache) > 100_000:
+                            cache.clear()
+                        value = cache[(name, raw)] = self.hash_field(name, raw)
+            if value and name in identifiers:
+                hashes[name] = value
             values.append(value)
         if not hashes and not ("user_id" in identifiers and "user_id" in columns):
             return None
@@ -156,20 +160,17 @@ class MetaCustomAudience(Destination):
     def batch_size_bytes(self, members: Sequence[Member]) -> int:
         return len(members) * (67 * len(self.audience.fields) + 4)
 
-    def post(self, edge: str, method: str, columns: list[str], rows: list[list[str]], session: dict | None) -> int:
-        """One request; the number of rows Meta could not use (`num_invalid_entries`)."""
-        version = self.audience.options.get("api_version", "v21.0")
-        body: dict = {
-            "payload": {"schema": [SCHEMA[c] for c in columns], "data": rows},
-            "access_token": self.credentials.get("password", ""),
-        }
-        if session is not None:
-            body["session"] = session
-        path = f"/{version}/{self.audience.options['audience_id']}/{edge}"
-        answer = self.http.request(method, path, json=body).json()
-        return int(answer.get("num_invalid_entries") or 0)
+    @classmethod
+    def hash_sql(cls, audience, sql: normalise.SqlDialect, column: Callable[[str], str]) -> dict[str, str]:
+        exprs = {name: normalise.meta_hash_sql(sql, name, column(name)) for name in audience.fields}
+        return {name: expr for name, expr in exprs.items() if expr is not None}
 
-    def upload(self, members: Sequence[Member], edge: str, session: dict | None = None) -> BatchOutcome:
+    def prepare(self, members: Sequence[Member]) -> None:
+        """Hash the rows and encode them as JSON ahead of the request (see Destination.prepare)."""
+        self.prepared[id(members)] = (members, self.encode(members))
+
+    def encode(self, members: Sequence[Member]) -> tuple[str, BatchOutcome]:
+        """The request's `payload` as JSON text, and the outcome it implies (who is in it, with what hashes)."""
         columns = self.columns("POST")
         rows, outcome = [], BatchOutcome()
         for member in members:
@@ -180,8 +181,30 @@ class MetaCustomAudience(Destination):
                 rows.append(built[0])
                 outcome.accepted.append(member.user_id)
                 outcome.hashes[member.user_id] = built[1]
-        if rows:
-            outcome.unattributed_failures = self.post(edge, "POST", columns, rows, session)
+        payload = json.dumps({"schema": [SCHEMA[c] for c in columns], "data": rows}) if rows else ""
+        return payload, outcome
+
+    def post(self, edge: str, method: str, payload: str, session: dict | None) -> int:
+        """One request with the payload's JSON text; the number of rows Meta could not use
+        (`num_invalid_entries`)."""
+        version = self.audience.options.get("api_version", "v21.0")
+        # the body is assembled as text around the payload encoded beforehand (10,000 rows: the bulk of it)
+        body = f'{{"payload": {payload}, "access_token": {json.dumps(self.credentials.get("password", ""))}'
+        if session is not None:
+            body += f', "session": {json.dumps(session)}'
+        body += "}"
+        path = f"/{version}/{self.audience.options['audience_id']}/{edge}"
+        answer = self.http.request(
+            method, path, data=body.encode(), headers={"Content-Type": "application/json"}
+        ).json()
+        return int(answer.get("num_invalid_entries") or 0)
+
+    def upload(self, members: Sequence[Member], edge: str, session: dict | None = None) -> BatchOutcome:
+        ready = self.prepared.pop(id(members), None)  # used once: a retry after a split encodes its halves
+        # the same list object, not a later one that happens to have the same id
+        payload, outcome = ready[1] if ready is not None and ready[0] is members else self.encode(members)
+        if payload:
+            outcome.unattributed_failures = self.post(edge, "POST", payload, session)
         elif session is not None:
             # Skipping the request would leave a gap in the session's batch numbers, which Meta refuses.
             raise DestinationError(f"replace batch {session['batch_seq']}: no member has an identifier that normalises")
@@ -211,5 +234,6 @@ class MetaCustomAudience(Destination):
             else:
                 outcome.rejected[member.user_id] = "no identifier hash to remove by"
         if rows:
-            outcome.unattributed_failures = self.post("users", "DELETE", columns, rows, None)
+            payload = json.dumps({"schema": [SCHEMA[c] for c in columns], "data": rows})
+            outcome.unattributed_failures = self.post("users", "DELETE", payload, None)
         return outcome
