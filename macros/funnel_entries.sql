@@ -8,8 +8,10 @@
     not a join of events to events. Steps match events with segment_event_match, so `where:` filters mean
     what they mean in segments.
 
-    Incremental: a run recomputes every user it touches (delete+insert on user_id), with fct_sessions' scope:
-    owners of new or newly visible records and everyone who owns or owned records on a re-resolved device.
+    Incremental: a run replaces the rows of every user it touches (delete+insert on user_id), with
+    fct_sessions' scope: owners of new or newly visible records and everyone who owns or owned records on a
+    re-resolved device. Of a user with new records only, it recomputes the entries from the earliest new
+    record minus the longest window and copies the earlier ones (see touched_users).
     It recomputes everyone when the as-of instant moved back, when the rows were computed from other
     definitions (definitions_digest), and on every run when a step filter is relative to the as-of instant
     (older_than_days, within_days), since such a filter changes its answer for users nobody touched.
@@ -22,6 +24,7 @@
     {%- for funnel in funnels %}{% do steps.extend(funnel.steps) %}{% endfor -%}
     {%- set spec = segment_event_columns(steps) %}
     {%- set digest = local_md5(tojson(funnels)) %}
+    {%- set max_window_seconds = funnels | map(attribute='window_seconds') | max if funnels else 0 %}
     {%- set relative_ops = [] %}
     {%- for step in steps %}{% for filter in step.where if filter.op in ('older_than_days', 'within_days') %}{% do relative_ops.append(filter.op) %}{% endfor %}{% endfor %}
     with
@@ -48,28 +51,69 @@
 
     ),
 
+    {#- per touched user, the step-1 time from which entries are recomputed: all of them (from 1900) for a
+        user who owns or owned records on a re-resolved device and when everyone is recomputed; otherwise the
+        earliest new or newly visible record minus the longest funnel window. An earlier entry cannot change:
+        its steps lie within its window, before any new event, and a step is the earliest event after the
+        step before it, so a later event is never chosen instead. -#}
     touched_users as (
 
-        select record_users.user_id
-        from {{ ref('int_identity__record_users') }} as record_users
-        cross join watermark
-        cross join recompute_all
-        where
-            recompute_all.everyone
-            or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
-        union
-        select 'anon:' || device_id from changed_devices
-        union
-        select entries.user_id from {{ this }} as entries
-        where (select recompute_all.everyone from recompute_all)
+        select
+            user_id,
+            min(recompute_from) as recompute_from
+        from (
+            select
+                record_users.user_id,
+                case
+                    when
+                        recompute_all.everyone
+                        or record_users.device_id in (select changed_devices.device_id from changed_devices)
+                        then cast('1900-01-01' as timestamp)
+                    else {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }}
+                end as recompute_from
+            from {{ ref('int_identity__record_users') }} as record_users
+            cross join watermark
+            cross join recompute_all
+            where
+                recompute_all.everyone
+                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+            union all
+            select
+                'anon:' || device_id as user_id,
+                cast('1900-01-01' as timestamp) as recompute_from
+            from changed_devices
+            union all
+            select
+                entries.user_id,
+                cast('1900-01-01' as timestamp) as recompute_from
+            from {{ this }} as entries
+            where (select recompute_all.everyone from recompute_all)
+        ) as touches
+        group by user_id
 
     ),
 
     touched_events as (
 
-        select *
-        from {{ ref('fct_events') }}
-        where user_id in (select touched_users.user_id from touched_users)
+        select events.*
+        from {{ ref('fct_events') }} as events
+        inner join touched_users on events.user_id = touched_users.user_id
+        where events.event_at >= touched_users.recompute_from
+
+    ),
+
+    {#- the entries before a touched user's recompute_from, kept as they are -#}
+    kept_entries as (
+
+        select
+            entries.funnel_name,
+            entries.user_id,
+            {%- for k in range(1, max_steps + 1) %}
+            entries.step_{{ k }}_at{{ ',' if not loop.last }}
+            {%- endfor %}
+        from {{ this }} as entries
+        inner join touched_users on entries.user_id = touched_users.user_id
+        where entries.step_1_at < touched_users.recompute_from
 
     ),
     {% endif %}
@@ -190,12 +234,30 @@
     ),
     {%- endfor %}
 
-    entries as (
+    computed_entries as (
 
         {%- for funnel in funnels %}
         select * from funnel_{{ loop.index }}
         union all
         {%- endfor %}
+        {%- if is_incremental() %}
+        select * from kept_entries
+        {%- else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as funnel_name,
+            cast(null as {{ dbt.type_string() }}) as user_id,
+            {%- for k in range(1, max_steps + 1) %}
+            cast(null as {{ dbt.type_timestamp() }}) as step_{{ k }}_at{{ ',' if not loop.last }}
+            {%- endfor %}
+        where false
+        {%- endif %}
+
+    ),
+
+    entries as (
+
+        select * from computed_entries
+        union all
         -- a user with events but no entry keeps a row: the watermarks are maxima over every user
         select
             cast(null as {{ dbt.type_string() }}) as funnel_name,
@@ -204,14 +266,7 @@
             cast(null as {{ dbt.type_timestamp() }}) as step_{{ k }}_at{{ ',' if not loop.last }}
             {%- endfor %}
         from users
-        {%- if funnels %}
-        where users.user_id not in (
-            {%- for funnel in funnels %}
-            select funnel_{{ loop.index }}.user_id from funnel_{{ loop.index }}
-            {{ 'union all' if not loop.last }}
-            {%- endfor %}
-        )
-        {%- endif %}
+        where users.user_id not in (select computed_entries.user_id from computed_entries)
 
     ),
 
