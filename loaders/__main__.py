@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     segments.add_argument("--sample", type=int, default=10, help="preview: members to show (default 10)")
     funnels = sub.add_parser("funnels", help="check or build the funnel definitions")
     funnels.add_argument("action", choices=("check", "build"),
-                         help="check: validate; build: validate and regenerate rpt_funnels.sql")  # fmt: skip
+                         help="check: validate; build: validate and regenerate the funnel models")  # fmt: skip
     funnels.add_argument("--project", type=Path, default=PROJECT_ROOT, help="the dbt project (default: this one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")

@@ -1,15 +1,13 @@
-{#- rpt_funnels from the validated funnel definitions (loaders/funnels.py). Per funnel, an entry is a step-1
-    event (in the funnel's entry window); from it, step k is the user's earliest step-k event strictly after
-    the entry's step k-1, as long as it is within window_seconds of step 1. Taking the earliest event at
-    every step is never worse than a later one (the window is anchored at step 1), so a user reaches step k
-    exactly when some ordered sequence of their events does. Each step is one window function over the
-    entries still going and that step's events, not a join of events to events. Steps match events with
-    segment_event_match, so `where:` filters mean what they mean in segments. -#}
+{#- rpt_funnels from the validated funnel definitions (loaders/funnels.py), as an aggregate over
+    int_reports__funnel_entries (macros/funnel_entries.sql: every entry's step times). Per funnel, the entries
+    inside its entry window (within_days, since, between, relative to this run's as-of instant) count; a user
+    reaches step k when one of them does, and the user's times are those of their earliest entry that
+    reached step k. That entry holds the minimum of every step time among the entries that reached k: a
+    later entry's step k is the earliest step-k event after a later-or-equal step k-1, so step times never
+    decrease from entry to entry. So a per-user min() of each column gives the earliest entry's times in one
+    pass, without ranking entries. -#}
 {% macro funnel_report(funnels) %}
     {%- set as_of_sql = 'as_of.evaluated_at' -%}
-    {%- set steps = [] -%}
-    {%- for funnel in funnels %}{% do steps.extend(funnel.steps) %}{% endfor -%}
-    {%- set spec = segment_event_columns(steps) %}
     with
 
     as_of as (
@@ -18,110 +16,40 @@
 
     ),
 
-    {#- the events some step reads, each filtered property taken out of the JSON once -#}
-    {{ segment_events(spec) }},
-
     {%- for funnel in funnels %}
     {%- set f = loop.index %}
+    {#- the entry window as a step-1 event rule, so it means what it means in segments -#}
+    {%- set entry_rule = {'event': funnel.steps[0].event, 'where': []} %}
+    {%- for key in ('within_days', 'since', 'between') %}
+        {%- if funnel[key] is defined %}{% do entry_rule.update({key: funnel[key]}) %}{% endif %}
+    {%- endfor %}
+
+    funnel_{{ f }}_users as (
+
+        select
+            events.user_id
+            {%- for step in funnel.steps %}
+            {%- set k = loop.index %}
+            , min(case when events.step_{{ k }}_at is not null then events.step_1_at end) as step_{{ k }}_first_at
+            , min(case when events.step_{{ k }}_at is not null then events.step_{{ [k - 1, 1] | max }}_at end)
+                as step_{{ k }}_previous_at
+            , min(events.step_{{ k }}_at) as step_{{ k }}_at
+            {%- endfor %}
+        from (
+            select
+                entries.*,
+                {{ segment_literal(funnel.steps[0].event) }} as event_name,
+                entries.step_1_at as event_at
+            from {{ ref('int_reports__funnel_entries') }} as entries
+            where entries.funnel_name = {{ segment_literal(funnel.name) }}
+        ) as events
+        cross join as_of
+        where {{ segment_event_match(entry_rule, as_of_sql, {}) }}
+        group by events.user_id
+
+    ),
     {%- for step in funnel.steps %}
     {%- set k = loop.index %}
-    {#- the entry window (within_days, since, between) applies to step 1 only -#}
-    {%- set leaf = dict(step) %}
-    {%- if k == 1 %}
-        {%- for key in ('within_days', 'since', 'between') %}
-            {%- if funnel[key] is defined %}{% do leaf.update({key: funnel[key]}) %}{% endif %}
-        {%- endfor %}
-    {%- endif %}
-
-    funnel_{{ f }}_step_{{ k }}_events as (
-
-        select
-            events.user_id,
-            events.event_at
-        from events
-        cross join as_of
-        where {{ segment_event_match(leaf, as_of_sql, spec.columns, spec.numeric) }}
-
-    ),
-
-    {%- if k == 1 %}
-
-    funnel_{{ f }}_reached_1 as (
-
-        select
-            user_id,
-            event_at as step_1_at
-        from funnel_{{ f }}_step_1_events
-
-    ),
-    {%- else %}
-
-    funnel_{{ f }}_next_{{ k }} as (
-
-        select
-            candidates.*,
-            -- the earliest step-{{ k }} event after this entry's step {{ k - 1 }}: at equal times events sort
-            -- before entries, so "following rows" holds only later events
-            min(case when candidates.is_entry = 0 then candidates.anchor_at end) over (
-                partition by candidates.user_id
-                order by candidates.anchor_at, candidates.is_entry
-                rows between 1 following and unbounded following
-            ) as next_at
-        from (
-            select
-                user_id,
-                {%- for j in range(1, k) %}
-                step_{{ j }}_at,
-                {%- endfor %}
-                step_{{ k - 1 }}_at as anchor_at,
-                1 as is_entry
-            from funnel_{{ f }}_reached_{{ k - 1 }}
-            union all
-            select
-                user_id,
-                {%- for j in range(1, k) %}
-                cast(null as {{ dbt.type_timestamp() }}) as step_{{ j }}_at,
-                {%- endfor %}
-                event_at as anchor_at,
-                0 as is_entry
-            from funnel_{{ f }}_step_{{ k }}_events
-        ) as candidates
-
-    ),
-
-    funnel_{{ f }}_reached_{{ k }} as (
-
-        select
-            user_id,
-            {%- for j in range(1, k) %}
-            step_{{ j }}_at,
-            {%- endfor %}
-            next_at as step_{{ k }}_at
-        from funnel_{{ f }}_next_{{ k }}
-        where
-            is_entry = 1
-            and next_at <= {{ dbt.dateadd('second', funnel.window_seconds, 'step_1_at') }}
-
-    ),
-    {%- endif %}
-
-    {#- per user, the earliest entry that reached this step: its times give the time to convert -#}
-    funnel_{{ f }}_first_{{ k }} as (
-
-        select
-            user_id,
-            step_1_at,
-            step_{{ [k - 1, 1] | max }}_at as previous_at,
-            step_{{ k }}_at as step_at
-        from (
-            select
-                *,
-                row_number() over (partition by user_id order by step_1_at, step_{{ k }}_at) as entry_rank
-            from funnel_{{ f }}_reached_{{ k }}
-        ) as ranked
-        where entry_rank = 1
-
-    ),
 
     funnel_{{ f }}_step_{{ k }} as (
 
@@ -130,20 +58,20 @@
             {{ k }} as step_number,
             {{ segment_literal(step.event) }} as step_event,
             {{ segment_literal(step.description) }} as step_description,
-            count(*) as users_reached,
+            count(step_{{ k }}_at) as users_reached,
             {%- if k == 1 %}
             cast(null as double precision) as median_seconds_from_first,
             cast(null as double precision) as median_seconds_from_previous,
             {%- else %}
             percentile_cont(0.5) within group (
-                order by {{ dbt.datediff('step_1_at', 'step_at', 'second') }}
+                order by {{ dbt.datediff('step_' ~ k ~ '_first_at', 'step_' ~ k ~ '_at', 'second') }}
             ) as median_seconds_from_first,
             percentile_cont(0.5) within group (
-                order by {{ dbt.datediff('previous_at', 'step_at', 'second') }}
+                order by {{ dbt.datediff('step_' ~ k ~ '_previous_at', 'step_' ~ k ~ '_at', 'second') }}
             ) as median_seconds_from_previous,
             {%- endif %}
             {{ funnel.window_seconds }} as window_seconds
-        from funnel_{{ f }}_first_{{ k }}
+        from funnel_{{ f }}_users
 
     ),
     {%- endfor %}

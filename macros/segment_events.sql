@@ -1,9 +1,10 @@
 {#- Two CTEs, `properties` and `events`: the fct_events rows of the events some rule counts, with each
     property the rules read taken out of the JSON once per event (and only for the events whose rules read
     it), and each property compared with a number also read as a number once (<column>_number), not once
-    per rule. `spec` is segment_event_columns(rules); segment_event_facts and funnel_report both read
-    events through it, so a `where:` filter means the same in segments and funnels. -#}
-{% macro segment_events(spec) %}
+    per rule. `spec` is segment_event_columns(rules); segment_event_facts and funnel_entries both read
+    events through it, so a `where:` filter means the same in segments and funnels. `source` replaces
+    fct_events with a relation or CTE of its rows (an incremental model's share of them). -#}
+{% macro segment_events(spec, source=none) %}
     properties as (
 
         select
@@ -16,7 +17,7 @@
                     then {{ json_text('events.properties', segment_literal(key)) }}
             end as {{ column }}
             {%- endfor %}
-        from {{ ref('fct_events') }} as events
+        from {{ source if source is not none else ref('fct_events') }} as events
         {%- if spec.names %}
         where events.event_name in ({% for name in spec.names %}{{ segment_literal(name) }}{{ ', ' if not loop.last }}{% endfor %})
         {%- else %}

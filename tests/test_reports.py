@@ -9,6 +9,7 @@ The window edges of engagement and funnels are dbt unit tests with hand-computed
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -326,11 +327,18 @@ funnels:
     monkeypatch.setenv("REKINDLE_WAREHOUSE", str(built_warehouse))
     monkeypatch.setenv("REKINDLE_TARGET", "duckdb")
     definition = json.dumps([f.definition() for f in funnels])
-    sql = _compile(
-        "{% set funnels %}{% raw %}" + definition + "{% endraw %}{% endset %}{{ funnel_report(fromjson(funnels)) }}",
+    # Both generated models of these definitions in one compile: the entries, then the report over them with
+    # its read of the built int_reports__funnel_entries (the shipped definitions' entries) swapped for them.
+    compiled = _compile(
+        "{% set funnels %}{% raw %}" + definition + "{% endraw %}{% endset %}"
+        "{{ funnel_entries(fromjson(funnels), 8) }}\n-- report --\n{{ funnel_report(fromjson(funnels)) }}",
         SMALL_AS_OF,
         PROJECT,
     )
+    entries, report = compiled.split("-- report --")
+    built_entries = re.compile(r'(?:"[^"]+"\.)*"int_reports__funnel_entries"')
+    assert len(built_entries.findall(report)) == len(funnels), report  # one read per funnel
+    sql = built_entries.sub(lambda _: f"({entries})", report)
     rows = query(
         built_warehouse,
         f"select funnel_name, step_number, users_reached, median_seconds_from_first, median_seconds_from_previous"

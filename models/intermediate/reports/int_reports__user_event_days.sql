@@ -1,19 +1,107 @@
 -- One row per user, event name and day: the one scan of fct_events that the engagement and retention
--- reports share. Days are UTC dates. At 10M events this is a few hundred thousand rows, so the reports
--- work on user-days instead of joining events to events.
-{{ config(materialized='table') }}
+-- reports share. Days are UTC dates. The reports work on user-days instead of joining events to events.
+--
+-- Incremental by (user, day): a run recomputes the user-days its new events fall on, with the same scope
+-- as fct_events (macros/incremental_scope.sql: new loads, newly visible events, devices whose identity
+-- history changed) read back from fct_events. A re-resolved device moves events between users: the days
+-- of its events are recomputed for every user who owns or owned records there (the old owner logged in on
+-- the device, so it is among its record owners, or is its anon: user; see fct_sessions). A touched
+-- user-day left with no events gets a placeholder row (null event_name) so that delete+insert removes its
+-- old rows; a post-hook deletes the placeholders, another the rows after the as-of instant (a rerun of an
+-- earlier day recomputes everything). tests/test_incremental.py holds it equal to a full refresh.
+-- The incremental filter reads these too (macros/incremental_scope.sql):
+-- depends_on: {{ ref('stg_clevertap__events') }}
+-- depends_on: {{ ref('stg_clevertap__profiles') }}
+-- depends_on: {{ ref('int_identity__device_switches') }}
+-- depends_on: {{ ref('int_identity__record_users') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['user_id', 'activity_date'],
+    post_hook=[
+        "{{ delete_after_as_of('last_event_at') }}",
+        "delete from {{ this }} where event_name is null",
+    ],
+) }}
 
 with
+
+{% if is_incremental() %}
+{{ incremental_scope('last_event_at') }}
+
+scoped_events as (
+
+    select
+        events.user_id,
+        events.device_id,
+        cast(events.event_at as date) as activity_date
+    from {{ ref('fct_events') }} as events
+    cross join watermark
+    where {{ incremental_in_scope('events.loaded_at', 'events.event_at', 'events.device_id') }}
+
+),
+
+-- everyone who owns or owned records on a re-resolved device
+device_owners as (
+
+    select
+        record_users.device_id,
+        record_users.user_id
+    from {{ ref('int_identity__record_users') }} as record_users
+    where record_users.device_id in (select changed_devices.device_id from changed_devices)
+    union
+    select
+        device_id,
+        'anon:' || device_id as user_id
+    from changed_devices
+
+),
+
+touched_days as (
+
+    select
+        user_id,
+        activity_date
+    from scoped_events
+    union
+    select
+        device_owners.user_id,
+        scoped_events.activity_date
+    from scoped_events
+    inner join device_owners on scoped_events.device_id = device_owners.device_id
+    union
+    -- a rerun of an earlier day re-decides every user-day, including those that no longer exist
+    select
+        user_days.user_id,
+        user_days.activity_date
+    from {{ this }} as user_days
+    where (select watermark.as_of_moved_back from watermark)
+
+),
+{% endif %}
 
 events as (
 
     select
         user_id,
         event_name,
-        cast(event_at as date) as activity_date
+        cast(event_at as date) as activity_date,
+        event_at,
+        loaded_at
     from {{ ref('fct_events') }}
 
 ),
+
+{% if is_incremental() %}
+touched_events as (
+
+    select events.*
+    from events
+    inner join touched_days
+        on events.user_id = touched_days.user_id and events.activity_date = touched_days.activity_date
+
+),
+{% endif %}
 
 final as (
 
@@ -21,10 +109,29 @@ final as (
         user_id,
         event_name,
         activity_date,
-        count(*) as event_count
-    from events
+        count(*) as event_count,
+        max(event_at) as last_event_at,
+        max(loaded_at) as loaded_at
+    from {{ 'touched_events' if is_incremental() else 'events' }}
     group by user_id, event_name, activity_date
 
 )
 
 select * from final
+{% if is_incremental() %}
+    union all
+    -- placeholders for touched user-days left with no events (see the top): removed by the post-hook
+    select
+        touched_days.user_id,
+        null as event_name,
+        touched_days.activity_date,
+        null as event_count,
+        null as last_event_at,
+        null as loaded_at
+    from touched_days
+    where not exists (
+        select 1
+        from touched_events
+        where touched_events.user_id = touched_days.user_id and touched_events.activity_date = touched_days.activity_date
+    )
+{% endif %}
