@@ -31,19 +31,10 @@ with
 {% if is_incremental() %}
 {{ incremental_scope('ended_at') }}
 
--- Users recomputed from their first event: everyone who owns or owned records on a device whose identity
--- history changed (a past owner logged in on the device, so it is among the device's record owners, or is
--- its anon: user), and on a rerun of an earlier day everyone, including users with no events that early.
+-- users recomputed from their first event (macros/incremental_reresolved_users.sql)
 rebuilt_users as (
 
-    select record_users.user_id
-    from {{ ref('int_identity__record_users') }} as record_users
-    where record_users.device_id in (select changed_devices.device_id from changed_devices)
-    union
-    select 'anon:' || device_id from changed_devices
-    union
-    select held.user_id from {{ this }} as held
-    where (select watermark.as_of_moved_back from watermark)
+    {{ incremental_reresolved_users() }}
 
 ),
 
