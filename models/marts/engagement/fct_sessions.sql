@@ -2,13 +2,15 @@
 -- CleverTap and Google Analytics). Keyed by user and start time, so a late event that extends a
 -- session keeps its id, while one that opens a new session before it adds a new id.
 --
--- Incremental by user: a late event can merge or split sessions and a re-resolved device moves events
--- between users, so a run recomputes the full history of every user it touches and replaces all of
--- that user's sessions (delete+insert on user_id, on purpose: session_id is the row key and is tested
--- unique, user_id is the unit of replacement). A touched user left with no events (an anonymous device
--- whose whole history a login adopted) gets a placeholder row with a null session_id, so that
--- delete+insert removes their sessions too; a post-hook then deletes the placeholders, and another the
--- sessions after the as-of instant.
+-- Incremental by user, from the first session that can change: new events can only extend, merge or
+-- add sessions around themselves, so a user who only gained events keeps every session that ended
+-- more than a timeout before their earliest new event (those are a prefix of their sessions, numbered
+-- 1..n) and recomputes the rest from their events. A re-resolved device moves events between users,
+-- so everyone who owns or owned records on it is recomputed from their first event (and everyone on a
+-- rerun of an earlier day). Rows are replaced by session_id; a recomputed user's old session that no
+-- longer exists (merged away, or its events moved to another user) is sent as a tombstone (its id,
+-- event_count null) so that delete+insert removes it, and a post-hook deletes the tombstones; another
+-- deletes the sessions after the as-of instant.
 -- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
@@ -17,10 +19,10 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='user_id',
+    unique_key='session_id',
     post_hook=[
         "{{ delete_after_as_of('started_at') }}",
-        "delete from {{ this }} where session_id is null",
+        "delete from {{ this }} where event_count is null",
     ],
 ) }}
 
@@ -29,21 +31,56 @@ with
 {% if is_incremental() %}
 {{ incremental_scope('ended_at') }}
 
--- The users whose sessions may differ: owners of new or newly visible records, and everyone who owns
--- or owned records on a device whose identity history changed. A past owner of a device's anonymous
--- history logged in on that device, so it is among the device's record owners, or is its anon: user.
-touched_users as (
+-- users recomputed from their first event (macros/incremental_reresolved_users.sql)
+rebuilt_users as (
 
-    select record_users.user_id
+    {{ incremental_reresolved_users() }}
+
+),
+
+-- the other users with new or newly visible events, and the earliest of those events
+gained_events as (
+
+    select
+        record_users.user_id,
+        min(record_users.record_at) as earliest_new_at
     from {{ ref('int_identity__record_users') }} as record_users
     cross join watermark
-    where {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
-    union
-    select 'anon:' || device_id from changed_devices
-    union
-    -- a rerun of an earlier day re-decides everyone, including users who have no events that early
-    select sessions.user_id from {{ this }} as sessions
-    where (select watermark.as_of_moved_back from watermark)
+    where
+        record_users.record_kind = 'event'
+        and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+        and record_users.user_id not in (select rebuilt_users.user_id from rebuilt_users)
+    group by record_users.user_id
+
+),
+
+-- Where each touched user's recomputation starts (null: their first event) and how many sessions they
+-- keep before it. A session that ended within a timeout of the earliest new event can be extended or
+-- merged by it, and so can every later one; the recomputation starts at the first of them.
+touched_users as (
+
+    select
+        user_id,
+        cast(null as timestamp) as recompute_from,
+        0 as sessions_kept
+    from rebuilt_users
+    union all
+    select
+        gained_events.user_id,
+        least(
+            gained_events.earliest_new_at,
+            min(case when held.ended_at >= gained_events.earliest_new_before then held.started_at end)
+        ) as recompute_from,
+        count(case when held.ended_at < gained_events.earliest_new_before then 1 end) as sessions_kept
+    from (
+        select
+            *,
+            {{ dbt.dateadd('minute', -var('rekindle_session_timeout_minutes'), 'earliest_new_at') }}
+                as earliest_new_before
+        from gained_events
+    ) as gained_events
+    left join {{ this }} as held on gained_events.user_id = held.user_id
+    group by gained_events.user_id, gained_events.earliest_new_at
 
 ),
 {% endif %}
@@ -51,17 +88,19 @@ touched_users as (
 events as (
 
     select
-        user_id,
-        event_key,
-        event_name,
-        event_at,
-        amount,
-        identity,
-        {{ json_text('properties', "'Platform'") }} as platform,
-        loaded_at
-    from {{ ref('fct_events') }}
+        events.user_id,
+        events.event_key,
+        events.event_name,
+        events.event_at,
+        events.amount,
+        events.identity,
+        {{ json_text('events.properties', "'Platform'") }} as platform,
+        events.loaded_at,
+        {% if is_incremental() %}touched_users.sessions_kept{% else %}0{% endif %} as sessions_before
+    from {{ ref('fct_events') }} as events
     {% if is_incremental() %}
-        where user_id in (select touched_users.user_id from touched_users)
+        inner join touched_users on events.user_id = touched_users.user_id
+        where touched_users.recompute_from is null or events.event_at >= touched_users.recompute_from
     {% endif %}
 
 ),
@@ -94,7 +133,7 @@ numbered as (
 
     select
         *,
-        sum(is_session_start) over (
+        sessions_before + sum(is_session_start) over (
             partition by user_id order by event_at, event_key rows between unbounded preceding and current row
         ) as session_number
     from starts
@@ -164,10 +203,10 @@ final as (
 select * from final
 {% if is_incremental() %}
     union all
-    -- placeholders for touched users left with no events (see the top): removed by the post-hook
+    -- tombstones: the recomputed span's old sessions that no longer exist (see the top)
     select
-        null as session_id,
-        touched_users.user_id,
+        held.session_id,
+        held.user_id,
         null as session_number,
         null as started_at,
         null as ended_at,
@@ -178,6 +217,9 @@ select * from final
         null as platform,
         null as first_identified_at,
         null as loaded_at
-    from touched_users
-    where touched_users.user_id not in (select events.user_id from events)
+    from {{ this }} as held
+    inner join touched_users on held.user_id = touched_users.user_id
+    where
+        (touched_users.recompute_from is null or held.started_at >= touched_users.recompute_from)
+        and held.session_id not in (select final.session_id from final)
 {% endif %}
