@@ -278,8 +278,9 @@ def stage_segments(run: Run) -> None:
     target = run.work / "target" / "segments"
     command = [str(BIN / "dbt"), "run", "--quiet", "--project-dir", str(project), "--select",
                "int_segments__event_facts", "tag:segment", "--target-path", str(target), "--log-path",
-               str(run.work / "logs"), "--vars", f"{{rekindle_as_of: '{run.interval[1].isoformat()}'}}"]  # fmt: skip
-    subprocess.run(command, cwd=project, check=True)
+               str(run.work / "logs")]  # fmt: skip
+    # the as-of as the DAG's dbt tasks hand it over (--vars would force a full re-parse)
+    subprocess.run(command, cwd=project, check=True, env={**os.environ, "REKINDLE_AS_OF": run.interval[1].isoformat()})
     run.results.mkdir(parents=True, exist_ok=True)
     shutil.copy2(target / "run_results.json", run.results / "segments-all.json")
 
@@ -309,25 +310,25 @@ def drop_postgres_database(run: Run) -> None:
     on_server(f'drop database if exists "{run.pg_database}" with (force)')
 
 
-def model_seconds(run: Run, stage: str) -> float:
-    """Sum of dbt's per-model execution times over the parts a stage built (tests and snapshots left out)."""
+def stage_results(run: Run, stage: str) -> list[list[dict]]:
+    """The node results of each dbt invocation (run_results.json) a stage made."""
     import json
 
-    total = 0.0
-    for file in sorted(run.results.glob(f"{stage}-*.json")):
-        results = json.loads(file.read_text())["results"]
-        total += sum(r["execution_time"] for r in results if r["unique_id"].startswith("model."))
-    return total
+    return [json.loads(file.read_text())["results"] for file in sorted(run.results.glob(f"{stage}-*.json"))]
+
+
+def model_seconds(run: Run, stage: str) -> float:
+    """Sum of dbt's per-model execution times over the parts a stage built (tests and snapshots left out)."""
+    results = stage_results(run, stage)
+    return sum(r["execution_time"] for part in results for r in part if r["unique_id"].startswith("model."))
 
 
 def nodes_span(run: Run, stage: str) -> float:
     """Seconds from the first node's start to the last node's end of a stage's dbt invocations: its build time
     without dbt's start-up. Summed model times count twice what dbt's two threads ran side by side."""
-    import json
-
     spans = []
-    for file in sorted(run.results.glob(f"{stage}-*.json")):
-        timings = [t for r in json.loads(file.read_text())["results"] for t in r["timing"]]
+    for part in stage_results(run, stage):
+        timings = [t for r in part for t in r["timing"]]
         starts = [datetime.fromisoformat(t["started_at"].rstrip("Z")) for t in timings if t["started_at"]]
         ends = [datetime.fromisoformat(t["completed_at"].rstrip("Z")) for t in timings if t["completed_at"]]
         spans.append((max(ends) - min(starts)).total_seconds())
