@@ -448,7 +448,7 @@ def render_flags_model(segments: list[Segment]) -> str:
     return (
         GENERATED_HEADER.format(source="dbt_project/segments/*.yml")
         + "-- Per user, whether they are in each segment (in_<name>), every segment evaluated in one pass.\n"
-        + "{{ config(materialized='table', tags=['segment']) }}\n"
+        + "{{ config(materialized='segment_table', tags=['segment']) }}\n"
         + "{% set definitions %}{% raw %}"
         + _jinja_json([s.definition() for s in segments])
         + "{% endraw %}{% endset %}\n"
@@ -461,6 +461,8 @@ def render_facts_model(segments: list[Segment]) -> str:
     return (
         GENERATED_HEADER.format(source="dbt_project/segments/*.yml")
         + "-- Every event rule of every segment, aggregated per user in one scan of fct_events.\n"
+        # one statement (macros/segment_view.sql); no column comments: its columns are generated, only user_id has one
+        + "{{ config(materialized='segment_view', persist_docs={'relation': true, 'columns': false}) }}\n"
         + "{% set leaves %}{% raw %}"
         + _jinja_json(leaves)
         + "{% endraw %}{% endset %}\n"

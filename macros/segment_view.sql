@@ -1,10 +1,12 @@
-{#- The materialization of the generated segment__<name> views: one `create or replace view` where dbt's
-    own view materialization creates a temporary view, renames the old one aside, renames the new one in and
-    drops the old (with the cache and comment statements around them). Each statement is cheap for the
-    database but not for dbt, and twenty segments made those steps cost a third of the segments' whole
-    build (issue 5's bench). The statement is atomic on DuckDB and Postgres, and Postgres' rule that a
-    replaced view keeps its columns always holds: every segment view has the same three. -#}
-{% materialization segment_view, default %}
+{#- The materialization of the generated segment views (segment__<name> and int_segments__event_facts). On
+    DuckDB it is one `create or replace view` where dbt's own view materialization creates a temporary view,
+    renames the old one aside, renames the new one in and drops the old (with the cache and comment
+    statements around them). Each statement is cheap for the database but not for dbt, and twenty segments
+    made those steps cost a third of the segments' whole build (issue 5's bench). The statement is atomic,
+    and DuckDB's views read their relations by name, so the views over these need no rebuild. Other engines
+    get dbt's own view materialization: Postgres' `create or replace view` refuses to drop or retype a
+    column, which the facts view does whenever a segment's rules change. -#}
+{% materialization segment_view, adapter='duckdb' %}
     {%- set target_relation = this.incorporate(type='view') -%}
     {%- set existing = load_cached_relation(this) -%}
 
@@ -28,4 +30,8 @@
     {{ run_hooks(post_hooks, inside_transaction=False) }}
 
     {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+{% materialization segment_view, default %}
+    {{ return(materialization_view_default()) }}
 {% endmaterialization %}
