@@ -7,29 +7,7 @@
     get dbt's own view materialization: Postgres' `create or replace view` refuses to drop or retype a
     column, which the facts view does whenever a segment's rules change. -#}
 {% materialization segment_view, adapter='duckdb' %}
-    {%- set target_relation = this.incorporate(type='view') -%}
-    {%- set existing = load_cached_relation(this) -%}
-
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
-
-    {#- a table of the same name (an older Rekindle, or a hand-made one) cannot be replaced by a view -#}
-    {%- if existing is not none and not existing.is_view -%}
-        {% do adapter.drop_relation(existing) %}
-    {%- endif -%}
-
-    {% call statement('main') -%}
-        create or replace view {{ target_relation }} as (
-            {{ sql }}
-        )
-    {%- endcall %}
-
-    {% do persist_docs(target_relation, model) %}
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {{ adapter.commit() }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-
-    {{ return({'relations': [target_relation]}) }}
+    {{ return(segment_replace('view')) }}
 {% endmaterialization %}
 
 {% materialization segment_view, default %}

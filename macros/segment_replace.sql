@@ -1,0 +1,28 @@
+{#- The body of the segment_view and segment_table materializations on DuckDB: the model replaced by one
+    atomic `create or replace <type>` (with its pre- and post-hooks and its persisted docs). A relation of
+    the other type under the same name (an older Rekindle, or a hand-made one) is dropped first: DuckDB
+    cannot replace a table by a view or a view by a table. -#}
+{% macro segment_replace(relation_type) %}
+    {%- set target_relation = this.incorporate(type=relation_type) -%}
+    {%- set existing = load_cached_relation(this) -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if existing is not none and existing.type != relation_type -%}
+        {% do adapter.drop_relation(existing) %}
+    {%- endif -%}
+
+    {% call statement('main') -%}
+        create or replace {{ relation_type }} {{ target_relation }} as (
+            {{ sql }}
+        )
+    {%- endcall %}
+
+    {% do persist_docs(target_relation, model) %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target_relation]}) }}
+{% endmacro %}
