@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import time
@@ -246,9 +247,12 @@ def read_candidates(
     has_state: bool,
     has_suppressions: bool,
     hash_sql: dict[str, str] | None = None,
+    wire_sql: Callable[[Callable[[str], str]], dict[str, str]] | None = None,
 ) -> list[Candidate]:
     """Segment members and the users the destination holds for the audience, with what the decision needs;
-    with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it hashes."""
+    with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it hashes, and with
+    `wire_sql` (given the name of the column holding each field's hash, Destination.wire_sql) what it builds
+    from those hashes, in `Candidate.hashed` under its keys."""
     profile = [f for f in PROFILE_FIELDS if f in audience.fields or f in audience.identifiers]
     if any(f in audience.fields for f in DERIVED_FIELDS) and "name" not in profile:
         profile.append("name")
@@ -280,6 +284,12 @@ def read_candidates(
         select.append("false as suppressed")
     hashed_fields = list(hash_sql or {})
     select += [hash_sql[f] for f in hashed_fields]
+    # the columns as c0, c1, ... so that an outer query can build on the hashes (wire_sql)
+    aliased = [f"{re.sub(r' as [a-z_]+$', '', expr)} as c{i}" for i, expr in enumerate(select)]
+    first_hash = len(select) - len(hashed_fields)
+    hash_column = {f: f"c{first_hash + i}" for i, f in enumerate(hashed_fields)}
+    built = wire_sql(lambda f: "c0" if f == "user_id" else hash_column[f]) if wire_sql and hashed_fields else {}
+    hashed_fields += list(built)
     known = (
         f"select user_id from {wh.table('sync_state')} where audience = ?"
         if has_state
@@ -293,10 +303,9 @@ def read_candidates(
         ),
         known as ({known}),
         wanted as (select user_id from members union select user_id from known)
-        select {", ".join(select)}
-        from wanted as w
-        {" ".join(joins)}
-        order by w.user_id
+        select {", ".join([f"c{i}" for i in range(len(select))] + list(built.values()))}
+        from (select {", ".join(aliased)} from wanted as w {" ".join(joins)}) as q
+        order by c0
     """
     # placeholders appear in the order: members (segment), known (audience), then the joins
     ordered = [params[0], *state_params, *params[1:]]
@@ -413,6 +422,8 @@ def send_splitting(send: Callable[[Sequence[Member]], BatchOutcome], members: Se
             rejected={**left.rejected, **right.rejected},
             suppress={**left.suppress, **right.suppress},
             unattributed_failures=left.unattributed_failures + right.unattributed_failures,
+            hashes={**left.hashes, **right.hashes},
+            hashes_text={**left.hashes_text, **right.hashes_text},
         )
 
 
@@ -536,12 +547,18 @@ class AudienceSync:
         has_state = self.wh.relation_exists("sync_state")
         has_suppressions = self.wh.relation_exists("sync_suppressions")
         # hashed destinations normalise and hash in the warehouse what it can decide (a first sync: every member)
-        hash_sql = self.kind.hash_sql(a, SqlDialect(self.wh.target), lambda column: f"u.{column}")
+        dialect = SqlDialect(self.wh.target)
+        hash_sql = self.kind.hash_sql(a, dialect, lambda column: f"u.{column}")
         # The members and their state are read and built with the garbage collector paused, then frozen: see
         # gc_paused and freeze_for_gc.
         with gc_paused():
             candidates = read_candidates(
-                self.wh, a, has_state=has_state, has_suppressions=has_suppressions, hash_sql=hash_sql
+                self.wh,
+                a,
+                has_state=has_state,
+                has_suppressions=has_suppressions,
+                hash_sql=hash_sql,
+                wire_sql=lambda hashed: self.kind.wire_sql(a, dialect, hashed),
             )
             self.state = self.read_state()
             pending = (
@@ -958,6 +975,7 @@ class AudienceSync:
             suppress=outcome.suppress,
             unattributed_failures=outcome.unattributed_failures,
             hashes=outcome.hashes,
+            hashes_text=outcome.hashes_text,
         )
         # by the batch's id when it has one: one statement instead of a lookup per member
         pending = (
@@ -985,12 +1003,17 @@ class AudienceSync:
                 since = self.replacing.started_at
                 added -= sum(1 for u in accepted if u in self.state and self.state[u].synced_at >= since)
             rows = []
+            state, as_text = self.state, outcome.hashes_text
             for uid in accepted:
-                sent = outcome.hashes.get(uid)
-                hashes = format_hashes(sent) if sent else None
+                hashes = as_text.get(uid)
+                if hashes is None:
+                    sent = outcome.hashes.get(uid)
+                    hashes = format_hashes(sent) if sent else None
+                hashes = hashes or None
                 # A replace drops every old identifier with the old audience; an add leaves the destination
                 # holding the hashes it replaced until they are removed ("unlink").
-                stale = None if action == "replace" else stale_hashes(self.state.get(uid), sent or {})
+                before = None if action == "replace" else state.get(uid)
+                stale = None if before is None else stale_hashes(before, parse_hashes(hashes))
                 row = StateRow(fingerprints[uid], now, hashes, stale)
                 self.state[uid] = row
                 rows.append((a.name, uid, row.fingerprint, now, self.run.run_id, hashes, stale))
