@@ -58,6 +58,7 @@ from senders import credentials as conn
 from senders.audiences import DEFAULT_PATH, DERIVED_FIELDS, PROFILE_FIELDS, SEGMENT_FIELDS, Audience, load_audiences
 from senders.destinations import DESTINATIONS
 from senders.destinations.base import (
+    WIRE_ROW,
     AmbiguousDelivery,
     BatchOutcome,
     Destination,
@@ -316,10 +317,17 @@ def read_candidates(
     hash_column = {f: f"c{first_hash + i}" for i, f in enumerate(hashed_fields)}
     built = wire_sql(lambda f: "c0" if f == "user_id" else hash_column[f]) if wire_sql and hashed_fields else {}
     hashed_fields += list(built)
+    # A member whose whole row the warehouse built (WIRE_ROW) needs no hash of each field:
+    # those are fetched only where Python must build the row (10^6 members: four strings each fewer to convert).
+    outer = [f"c{i}" for i in range(first_hash)]
+    whole = f"w{list(built).index(WIRE_ROW)}" if WIRE_ROW in built else None
+    outer += [f"case when {whole} is null then c{i} end" if whole else f"c{i}" for i in range(first_hash, len(select))]
+    outer += [f"w{i}" for i in range(len(built))]
     sources = {"user_id": "w.user_id", **{f: f"m.{f}" for f in segment}}
     fingerprinted = fingerprint_sql(audience, wh.target, lambda f: sources.get(f, f"u.{f}"))
     if fingerprinted is not None:
         aliased.append(f"{fingerprinted} as fp")
+        outer.append("fp")
     known = (
         f"select user_id from {wh.table('sync_state')} where audience = ?"
         if has_state
@@ -333,8 +341,11 @@ def read_candidates(
         ),
         known as ({known}),
         wanted as (select user_id from members union select user_id from known)
-        select {", ".join([f"c{i}" for i in range(len(select))] + list(built.values()) + ["fp"] * bool(fingerprinted))}
-        from (select {", ".join(aliased)} from wanted as w {" ".join(joins)}) as q
+        select {", ".join(outer)}
+        from (
+            select *{"".join(f", {expr} as w{i}" for i, expr in enumerate(built.values()))}
+            from (select {", ".join(aliased)} from wanted as w {" ".join(joins)}) as q
+        ) as r
         order by c0
     """
     # placeholders appear in the order: members (segment), known (audience), then the joins

@@ -157,7 +157,8 @@ class Destination(ABC):
         """Hashed destinations: SQL over the columns of `hash_sql` (`hashed(field)` names the column holding the
         field's hash; `hashed("user_id")` the user id) giving a member's whole request row (WIRE_ROW) and its
         identifier hashes (WIRE_HASHES), or NULL where Python must build them; handed over in `Member.hashed`
-        under those keys. A first sync of 10^6 members then builds no row in Python. {}: nothing in SQL."""
+        under those keys (and, where WIRE_ROW is not NULL, instead of the fields' hashes, which Python then does not
+        need). A first sync of 10^6 members then builds no row in Python. {}: nothing in SQL."""
         return {}
 
     def prepare(self, members: Sequence[Member]) -> None:
