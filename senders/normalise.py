@@ -216,11 +216,21 @@ def _sql_decided(sql: SqlDialect, column: str, hashed: str) -> str:
     )
 
 
+def _sql_letters(text: str) -> str:
+    """name_meta's letters for printable ASCII: lower-cased, a-z only."""
+    return f"regexp_replace(lower({text}), '[^a-z]', '', 'g')"
+
+
+def _sql_hash_or_blank(sql: SqlDialect, clean: str) -> str:
+    """'' for an empty normalised value (blank, or refused as having no letters), else its hash."""
+    return f"case when {clean} = '' then '' else {sql.sha256_hex(clean)} end"
+
+
 def meta_hash_sql(sql: SqlDialect, field: str, column: str) -> str | None:
     """SQL giving what MetaCustomAudience sends for `field` (the hex SHA-256 of the normalised value, '' for a
     blank or refused one) from the warehouse column `column`, or NULL where Python must decide. None: no SQL for
-    the field. Names and countries stay in Python: they repeat, and the destination hashes each value once,
-    while deleting a name's non-letters costs DuckDB's regexp_replace more than Python's str.isalpha (measured)."""
+    the field. `first_name` and `last_name` take the profile's `name` column and split it as
+    senders.sync.member_fields does (the first word, and the rest); `city` and `country` their own columns."""
     if field == "email":
         clean = f"lower(trim({column}))"
         ok = f"length({clean}) <= {_EMAIL_MAX_CHARS} and {sql.full_match(clean, _SQL_PLAIN_EMAIL)}"
@@ -229,4 +239,20 @@ def meta_hash_sql(sql: SqlDialect, field: str, column: str) -> str | None:
         clean = f"trim({column})"
         ok = sql.full_match(clean, _SQL_E164)
         return _sql_decided(sql, column, f"case when {ok} then {sql.sha256_hex(f'substr({clean}, 2)')} end")
+    if field in ("first_name", "last_name"):
+        # Python: str(name).strip().partition(" "): the first word, and the rest stripped (printable ASCII's only
+        # whitespace is ' ', which is all trim removes)
+        name = f"trim({column})"
+        part = (
+            f"split_part({name}, ' ', 1)"
+            if field == "first_name"
+            else f"case when strpos({name}, ' ') > 0 then trim(substr({name}, strpos({name}, ' ') + 1)) else '' end"
+        )
+        return _sql_decided(sql, column, _sql_hash_or_blank(sql, _sql_letters(part)))
+    if field == "city":
+        return _sql_decided(sql, column, _sql_hash_or_blank(sql, _sql_letters(column)))
+    if field == "country":
+        clean = f"lower(trim({column}))"
+        code = f"case when {sql.full_match(clean, '[a-z]{2}')} then {sql.sha256_hex(clean)} else '' end"
+        return _sql_decided(sql, column, code)
     return None

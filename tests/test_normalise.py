@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from senders.normalise import (
     phone_meta,
     sha256_hex,
 )
+from senders.sync import member_fields
 
 
 @pytest.mark.parametrize(
@@ -182,7 +185,9 @@ def test_sha256_hex_refuses_none() -> None:
 
 # ---- the SQL twin (normalise.meta_hash_sql): the warehouse hashes what it can decide, exactly as Python would ----
 
-SQL_FIELDS = {"email": "email", "phone": "phone"}  # the fields meta_hash_sql decides; the others stay in Python
+# the fields meta_hash_sql decides (field -> the dim_users column it comes from: first and last name split `name`)
+SQL_FIELDS = {"email": "email", "phone": "phone", "first_name": "name", "last_name": "name", "city": "city",
+              "country": "country"}  # fmt: skip
 # Values that exercise both sides of every rule: plain ASCII the SQL decides, and whitespace, Unicode letters and
 # digits, and separators that it must leave to Python.
 pieces = st.text(alphabet="aZ9 .@+-'()" + "\t\n\x1f\u00a0\u2028é\u0308İßﬁ٣Ⅻ", max_size=6)
@@ -190,14 +195,21 @@ emails = st.builds(lambda a, b, c: f"{a}@{b}.{c}", pieces, pieces, pieces)
 digits = st.text(alphabet="0123456789", min_size=6, max_size=17)
 phones = st.builds(lambda pad, number, tail: f"{pad}+{number}{tail}", st.sampled_from(["", " ", "\t"]), digits,
                    st.sampled_from(["", " ", "x", "٣"]))  # fmt: skip
-values = st.one_of(st.none(), pieces, emails, phones, st.sampled_from([" a@b.co ", "+4479 0000 0001", "  ", ""]))
-COLUMNS = ("email", "phone")
+names = st.builds(lambda a, b, c: f"{a} {b}{c}", pieces, pieces, st.sampled_from(["", " ", "  Lee", "\tx"]))
+codes = st.sampled_from([" us ", "GB", "g b", "usa", "u1", "Ü", "gb\n"])
+values = st.one_of(
+    st.none(), pieces, emails, phones, names, codes, st.sampled_from([" a@b.co ", "+4479 0000 0001", "  ", ""])
+)
+COLUMNS = ("email", "phone", "name", "city", "country")
+TABLE_COLUMNS = "i integer, " + ", ".join(f"{c} varchar" for c in COLUMNS)
 rows = st.lists(st.fixed_dictionaries({c: values for c in COLUMNS}), min_size=1, max_size=25)
 
 
 def python_hashes(row: dict) -> dict[str, str]:
-    """What MetaCustomAudience sends for the row's fields, computed by the Python normalisers."""
-    return {field: MetaCustomAudience.hash_field(field, row[column]) for field, column in SQL_FIELDS.items()}
+    """What MetaCustomAudience sends for the row's fields, computed by the Python normalisers from the fields the
+    sync builds (member_fields: first and last name from `name`)."""
+    fields = member_fields(SimpleNamespace(fields=list(SQL_FIELDS)), row)
+    return {field: MetaCustomAudience.hash_field(field, fields[field]) for field in SQL_FIELDS}
 
 
 def sql_hashes(query, target: str, table: str) -> list[dict[str, str | None]]:
@@ -221,13 +233,20 @@ def test_sql_hashes_plain_values_as_the_python_normalisers_do() -> None:
     """Golden: the bench's kind of profile is decided in SQL, field by field, to the Python result."""
     import duckdb
 
-    row = {"email": " Ann.Lee@Example.COM", "phone": "+447900000001"}
+    row = {"email": " Ann.Lee@Example.COM", "phone": "+447900000001", "name": "Ann1 de  Lee", "city": "St. Ives",
+           "country": " GB"}  # fmt: skip
     con = duckdb.connect()
-    con.execute("create table t as select 0 as i, ?::varchar as email, ?::varchar as phone", [row[c] for c in COLUMNS])
+    con.execute(
+        "create table t as select 0 as i, ?::varchar as email, ?::varchar as phone, ?::varchar as name,"
+        " ?::varchar as city, ?::varchar as country",
+        [row[c] for c in COLUMNS],
+    )
     got = sql_hashes(lambda q: con.execute(q).fetchall(), "duckdb", "t")
     assert got == [python_hashes(row)]
-    assert got[0] == {"email": sha256_hex("ann.lee@example.com"), "phone": sha256_hex("447900000001")}
-    assert meta_hash_sql(SqlDialect("duckdb"), "first_name", "name") is None
+    assert got[0] == {"email": sha256_hex("ann.lee@example.com"), "phone": sha256_hex("447900000001"),
+                      "first_name": sha256_hex("ann"), "last_name": sha256_hex("delee"), "city": sha256_hex("stives"),
+                      "country": sha256_hex("gb")}  # fmt: skip
+    assert meta_hash_sql(SqlDialect("duckdb"), "gender", "gender") is None
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +254,7 @@ def duck():
     import duckdb
 
     con = duckdb.connect()
-    con.execute("create table t (i integer, email varchar, phone varchar)")
+    con.execute(f"create table t ({TABLE_COLUMNS})")
     yield con
     con.close()
 
@@ -244,7 +263,9 @@ def duck():
 @given(rows=rows)
 def test_sql_hashes_agree_with_python_on_duckdb(duck, rows: list[dict]) -> None:
     duck.execute("delete from t")
-    duck.executemany("insert into t values (?, ?, ?)", [[i, *(r[c] for c in COLUMNS)] for i, r in enumerate(rows)])
+    duck.executemany(
+        "insert into t values (?, ?, ?, ?, ?, ?)", [[i, *(r[c] for c in COLUMNS)] for i, r in enumerate(rows)]
+    )
     assert_sql_agrees(rows, sql_hashes(lambda q: duck.execute(q).fetchall(), "duckdb", "t"))
 
 
@@ -255,7 +276,7 @@ def test_sql_hashes_agree_with_python_on_postgres() -> None:
     decided = 0
     with throwaway_pg_database("normalise") as dbname, psycopg2.connect(**pg_params(dbname)) as con:
         cur = con.cursor()
-        cur.execute("create table t (i integer, email varchar, phone varchar)")
+        cur.execute(f"create table t ({TABLE_COLUMNS})")
 
         def query(sql: str) -> list[tuple]:
             cur.execute(sql)
@@ -267,7 +288,7 @@ def test_sql_hashes_agree_with_python_on_postgres() -> None:
             nonlocal decided
             cur.execute("truncate t")
             for i, r in enumerate(rows):
-                cur.execute("insert into t values (%s, %s, %s)", [i, *(r[c] for c in COLUMNS)])
+                cur.execute("insert into t values (%s, %s, %s, %s, %s, %s)", [i, *(r[c] for c in COLUMNS)])
             decided += assert_sql_agrees(rows, sql_hashes(query, "postgres", "t"))
 
         check()

@@ -411,6 +411,9 @@ def test_meta_counts_malformed_hashes_as_invalid_entries_inside_a_200(fake_meta:
     unusable = meta_post(fake_meta, audience, {"schema": "EMAIL_SHA256", "data": [h("d@x.com"), h("e@x.com")]})
     assert unusable.status_code == 200 and unusable.json()["num_invalid_entries"] == 1
     assert fake_meta.audience_members(audience) == {h("a@x.com"), h("e@x.com")}
+    # two hashes in one value are not a hash, though each line of it is (the fake checks a batch's column at once)
+    joined = meta_post(fake_meta, audience, {"schema": "EMAIL_SHA256", "data": [f"{h('f@x.com')}\n{h('g@x.com')}"]})
+    assert joined.status_code == 200 and joined.json()["num_invalid_entries"] == 1
 
 
 def test_meta_refuses_more_than_10000_rows_and_unknown_audiences(fake_meta: FakeMeta) -> None:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from senders.normalise import SqlDialect
 
 
+# Keys of Member.hashed that hold a whole member's request row rather than one field's hash (`Destination.wire_sql`)
+WIRE_ROW = "\x00row"  # the member's row of the request, as JSON text
+WIRE_HASHES = "\x00hashes"  # the identifier hashes the row sends, as sync_state.hashes keeps them (format_hashes)
+
+
 class Member(NamedTuple):
     """One audience member as it leaves the warehouse (fields already chosen by the audience). A NamedTuple
     rather than a frozen dataclass: a first sync builds 10^6 of them, and a tuple is four times cheaper."""
@@ -41,6 +46,9 @@ class BatchOutcome:
     unattributed_failures: int = 0  # e.g. Meta num_invalid_entries inside a 200
     # user_id -> the identifier hashes sent (hashed destinations): what sync_state keeps for later removals
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the same as sync_state text (`email=<sha256>;phone=<sha256>`, '' for none), where the warehouse built it
+    # (WIRE_HASHES); a member is in `hashes` or here
+    hashes_text: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,15 @@ class Destination(ABC):
         """Hashed destinations: SQL that normalises and hashes fields in the warehouse, field -> expression over
         `column(name)` of dim_users, giving what `add` would send or NULL where Python must decide (see
         senders/normalise.py); the engine hands the results over as `Member.hashed`. {}: nothing in SQL."""
+        return {}
+
+    @classmethod
+    def wire_sql(cls, audience: Audience, sql: SqlDialect, hashed: Callable[[str], str]) -> dict[str, str]:
+        """Hashed destinations: SQL over the columns of `hash_sql` (`hashed(field)` names the column holding the
+        field's hash; `hashed("user_id")` the user id) giving a member's whole request row (WIRE_ROW) and its
+        identifier hashes (WIRE_HASHES), or NULL where Python must build them; handed over in `Member.hashed`
+        under those keys (and, where WIRE_ROW is not NULL, instead of the fields' hashes, which Python then does not
+        need). A first sync of 10^6 members then builds no row in Python. {}: nothing in SQL."""
         return {}
 
     def prepare(self, members: Sequence[Member]) -> None:

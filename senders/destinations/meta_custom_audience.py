@@ -30,7 +30,15 @@ from typing import ClassVar
 import requests
 
 from senders import normalise
-from senders.destinations.base import BatchOutcome, Destination, DestinationError, Member, ReplaceBatch
+from senders.destinations.base import (
+    WIRE_HASHES,
+    WIRE_ROW,
+    BatchOutcome,
+    Destination,
+    DestinationError,
+    Member,
+    ReplaceBatch,
+)
 
 SCHEMA = {
     "email": "EMAIL",
@@ -162,8 +170,36 @@ class MetaCustomAudience(Destination):
 
     @classmethod
     def hash_sql(cls, audience, sql: normalise.SqlDialect, column: Callable[[str], str]) -> dict[str, str]:
-        exprs = {name: normalise.meta_hash_sql(sql, name, column(name)) for name in audience.fields}
+        source = {"first_name": "name", "last_name": "name"}  # derived from the profile's name (member_fields)
+        exprs = {name: normalise.meta_hash_sql(sql, name, column(source.get(name, name))) for name in audience.fields}
         return {name: expr for name, expr in exprs.items() if expr is not None}
+
+    @classmethod
+    def wire_sql(cls, audience, sql: normalise.SqlDialect, hashed: Callable[[str], str]) -> dict[str, str]:
+        """The member's `data` row as JSON text (WIRE_ROW) and the identifier hashes sent as sync_state keeps them
+        (WIRE_HASHES), when the warehouse decided every field; NULL (Python builds them) otherwise, and where no
+        identifier survives (Python refuses the member with its reason)."""
+        columns = list(audience.fields)
+        identifiers = [c for c in columns if c in audience.identifiers and c != "user_id"]
+        if any(c != "user_id" and c not in cls.hash_sql(audience, sql, lambda c: c) for c in columns):
+            return {}
+        pieces = []
+        for name in columns:
+            if name == "user_id":  # EXTERN_ID goes unhashed: as JSON text only when it needs no escaping
+                uid = hashed("user_id")
+                plain = f"{sql.full_match(uid, '[ -~]*')} and strpos({uid}, '\"') = 0 and strpos({uid}, '\\') = 0"
+                pieces.append(f"case when {plain} then {uid} end")
+            else:
+                pieces.append(hashed(name))
+        row = " || '\",\"' || ".join(pieces)
+        usable = " or ".join(f"{hashed(c)} <> ''" for c in identifiers) or "false"
+        if "user_id" in audience.identifiers and "user_id" in columns:
+            usable = "true"
+        hashes = ", ".join(f"case when {hashed(c)} <> '' then '{c}=' || {hashed(c)} end" for c in sorted(identifiers))
+        return {
+            WIRE_ROW: f"case when {usable} then '[\"' || {row} || '\"]' end",
+            WIRE_HASHES: f"concat_ws(';', {hashes})" if identifiers else "''",
+        }
 
     def prepare(self, members: Sequence[Member]) -> None:
         """Hash the rows and encode them as JSON ahead of the request (see Destination.prepare)."""
@@ -173,15 +209,24 @@ class MetaCustomAudience(Destination):
         """The request's `payload` as JSON text, and the outcome it implies (who is in it, with what hashes)."""
         columns = self.columns("POST")
         rows, outcome = [], BatchOutcome()
+        accepted, hashes, hashes_text = outcome.accepted, outcome.hashes, outcome.hashes_text
         for member in members:
+            wire = member.hashed.get(WIRE_ROW) if member.hashed else None
+            if wire is not None:  # built in the warehouse (wire_sql): JSON text already
+                rows.append(wire)
+                accepted.append(member.user_id)
+                hashes_text[member.user_id] = member.hashed[WIRE_HASHES]
+                continue
             built = self.row(member, columns)
             if built is None:
                 outcome.rejected[member.user_id] = "no identifier that normalises (Meta's rules)"
             else:
-                rows.append(built[0])
-                outcome.accepted.append(member.user_id)
-                outcome.hashes[member.user_id] = built[1]
-        payload = json.dumps({"schema": [SCHEMA[c] for c in columns], "data": rows}) if rows else ""
+                rows.append(json.dumps(built[0]))
+                accepted.append(member.user_id)
+                hashes[member.user_id] = built[1]
+        if not rows:
+            return "", outcome
+        payload = f'{{"schema": {json.dumps([SCHEMA[c] for c in columns])}, "data": [{", ".join(rows)}]}}'
         return payload, outcome
 
     def post(self, edge: str, method: str, payload: str, session: dict | None) -> int:
