@@ -12,7 +12,11 @@
                      re-resolve all of them and re-read their users' full history. A login that is not a
                      switch changes nobody's user (the identity logged in before it was the same), and
                      skipping those keeps a run proportional to what changed, not to who was active.
-                     switches_only=false gives every device with a new login: what
+                     They are read from the switches table alone (its login_loaded_at is the latest load
+                     of the login records behind each switch), not from a join of every login in staging
+                     with it: that join cost seconds per model at 10 million events. A late login that
+                     removes a switch (the same identity, earlier) is itself a switch, so its device is
+                     found too. switches_only=false gives every device with a new login: what
                      int_identity__device_switches itself needs, being the table that says which logins
                      are switches. -#}
 {% macro incremental_scope(record_at_column, switches_only=true) %}
@@ -28,6 +32,14 @@
 
     changed_devices as (
 
+        {%- if switches_only %}
+        select distinct switches.device_id
+        from {{ ref('int_identity__device_switches') }} as switches
+        cross join watermark
+        where
+            switches.login_loaded_at > watermark.loaded_since
+            or switches.switched_at > watermark.record_since
+        {%- else %}
         {%- for relation, record_at in [
             (ref('stg_clevertap__events'), 'event_at'),
             (ref('stg_clevertap__profiles'), 'updated_at'),
@@ -35,13 +47,6 @@
         select logins.device_id
         from {{ relation }} as logins
         cross join watermark
-        {%- if switches_only %}
-        inner join {{ ref('int_identity__device_switches') }} as switches
-            on
-                logins.device_id = switches.device_id
-                and logins.identity = switches.identity
-                and logins.{{ record_at }} = switches.switched_at
-        {%- endif %}
         where
             logins.identity is not null
             and logins.device_id is not null
@@ -49,6 +54,7 @@
             and (logins.loaded_at > watermark.loaded_since or logins.{{ record_at }} > watermark.record_since)
         {% if not loop.last %}union{% endif %}
         {%- endfor %}
+        {%- endif %}
 
     ),
 {% endmacro %}

@@ -58,16 +58,31 @@ in_scope as (
 
 ),
 
+-- one row per login instant: records of the same identity on the same device at the same time are one
+-- login, loaded when the latest of them was
+distinct_logins as (
+
+    select
+        device_id,
+        identity,
+        seen_at,
+        max(loaded_at) as loaded_at
+    from in_scope
+    group by device_id, identity, seen_at
+
+),
+
 ordered as (
 
     select
         device_id,
         identity,
         seen_at,
+        loaded_at as login_loaded_at,
         lag(identity) over (partition by device_id order by seen_at, identity) as previous_identity,
         max(seen_at) over (partition by device_id) as last_login_at,
         max(loaded_at) over (partition by device_id) as loaded_at
-    from in_scope
+    from distinct_logins
 
 ),
 
@@ -77,6 +92,7 @@ switches as (
         device_id,
         identity,
         seen_at as switched_at,
+        login_loaded_at,
         last_login_at,
         loaded_at
     from ordered
@@ -91,6 +107,7 @@ final as (
         identity,
         switched_at,
         row_number() over (partition by device_id order by switched_at, identity) as switch_number,
+        login_loaded_at,
         last_login_at,
         loaded_at
     from switches
