@@ -47,6 +47,8 @@ IGNORED = {
     # when the loader read the record's file, by its clock: A read each day's files on their day, B every file
     # at its first interval. The models carry it on as their incremental watermark.
     "*": {"loaded_at", "conversion_loaded_at"},
+    # the same clock: when the login behind a device switch was loaded (the incremental identity scope reads it)
+    "int_identity__device_switches": {"login_loaded_at"},
     # the interval whose run loaded the file: A's run of that day, B's first run for every file
     "load_manifest": {"interval_start", "interval_end"},
     # when the gate ran, by the clock
