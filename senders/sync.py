@@ -370,26 +370,14 @@ def read_candidates(
         "suppressed",
     ]
     n, h = len(names), len(names) + len(hashed_fields)
-    if fingerprinted is not None:  # the last column
-        if not hashed_fields:
-            return [
-                Candidate(row[0], bool(row[1]), dict(zip(names, row[:n], strict=True)), None, row[n]) for row in rows
-            ]
-        return [
-            Candidate(
-                row[0],
-                bool(row[1]),
-                dict(zip(names, row[:n], strict=True)),
-                dict(zip(hashed_fields, row[n:h], strict=True)),
-                row[h],
-            )
-            for row in rows
-        ]
-    if not hashed_fields:
-        return [Candidate(row[0], bool(row[1]), dict(zip(names, row, strict=True))) for row in rows]
+    with_fingerprint = fingerprinted is not None  # the last column
     return [
         Candidate(
-            row[0], bool(row[1]), dict(zip(names, row[:n], strict=True)), dict(zip(hashed_fields, row[n:], strict=True))
+            row[0],
+            bool(row[1]),
+            dict(zip(names, row[:n], strict=True)),
+            dict(zip(hashed_fields, row[n:h], strict=True)) if hashed_fields else None,
+            row[h] if with_fingerprint else None,
         )
         for row in rows
     ]
