@@ -17,11 +17,12 @@ orders as (
 
 ),
 
--- Activity comes from sessions, which hold every event once, summarised: reading them instead of
--- fct_events keeps this table (rebuilt on every run) cheap next to the incremental models.
-sessions as (
+-- Activity comes from sessions, which hold every event once, summarised per user (first and last seen,
+-- counts, the platform of the latest session that says one): reading that instead of fct_events keeps this
+-- table (rebuilt on every run) cheap next to the incremental models.
+activity as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_users__session_activity') }}
 
 ),
 
@@ -34,24 +35,6 @@ rfm as (
 custom_properties as (
 
     select * from {{ ref('int_users__custom_properties') }}
-
-),
-
--- the platform of the user's latest session that says one, i.e. of their latest event that says one
-platforms as (
-
-    select
-        user_id,
-        platform
-    from (
-        select
-            user_id,
-            platform,
-            row_number() over (partition by user_id order by started_at desc) as recency
-        from sessions
-        where platform is not null
-    ) as latest
-    where recency = 1
 
 ),
 
@@ -77,20 +60,6 @@ clv as (
 
 ),
 
-activity as (
-
-    select
-        user_id,
-        min(started_at) as first_seen_at,
-        max(ended_at) as last_seen_at,
-        min(first_identified_at) as first_identified_event_at,
-        cast(sum(event_count) as {{ dbt.type_bigint() }}) as event_count,
-        count(*) as session_count
-    from sessions
-    group by user_id
-
-),
-
 users as (
 
     select user_id from activity
@@ -111,7 +80,7 @@ final as (
         profiles.date_of_birth,
         profiles.city,
         profiles.country,
-        platforms.platform,
+        activity.platform,
         custom_properties.custom_properties,
         -- Rekindle asks for explicit consent: no MSG-* flag means no consent (see the YAML docs).
         coalesce(profiles.msg_email, false) and profiles.email is not null as can_email,
@@ -151,7 +120,6 @@ final as (
     left join orders on users.user_id = orders.user_id
     left join rfm on users.user_id = rfm.user_id
     left join custom_properties on users.user_id = custom_properties.user_id
-    left join platforms on users.user_id = platforms.user_id
     left join lifecycle on users.user_id = lifecycle.user_id
     left join clv on users.user_id = clv.user_id
 

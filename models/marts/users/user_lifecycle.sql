@@ -11,28 +11,9 @@ as_of as (
 
 ),
 
-sessions as (
-
-    select
-        user_id,
-        started_at,
-        ended_at,
-        lag(ended_at) over (partition by user_id order by started_at) as previous_ended_at,
-        row_number() over (partition by user_id order by started_at desc) as recency_rank
-    from {{ ref('fct_sessions') }}
-
-),
-
 users as (
 
-    select
-        user_id,
-        min(started_at) as first_seen_at,
-        max(ended_at) as last_seen_at,
-        max(case when recency_rank = 1 then started_at end) as latest_session_at,
-        max(case when recency_rank = 1 then previous_ended_at end) as silence_started_at
-    from sessions
-    group by user_id
+    select * from {{ ref('int_users__session_activity') }}
 
 ),
 
