@@ -32,6 +32,7 @@ Writes are bulk (Arrow into DuckDB, execute_values into Postgres), never row by 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,10 +134,12 @@ COLUMNS = {
 def _duckdb_list(values: list[Any]) -> tuple[str, Any]:
     """A list of values for DuckDB to unnest, and the parameter to bind. Text goes as one string split by
     DuckDB: binding a list converts each element (half of an insert's cost for 10,000 ids and hashes)."""
-    if values and all(type(v) is str for v in values):
-        joined = "\x1e".join(values)
-        if joined.count("\x1e") == len(values) - 1:  # no value holds the separator
-            return "unnest(string_split(?, chr(30)))", joined
+    try:
+        joined = "\x1e".join(values)  # a TypeError if any value is not text (None, a number)
+    except TypeError:
+        return "unnest(?)", values
+    if values and joined.count("\x1e") == len(values) - 1:  # no value holds the separator
+        return "unnest(string_split(?, chr(30)))", joined
     return "unnest(?)", values
 
 
@@ -162,6 +165,10 @@ class Warehouse:
 
     def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.target = settings.target
+        # One statement or transaction at a time on the connection, whichever thread asks: the sync reads the next
+        # batch's rows while a worker thread waits for the destination's answer to the batch before (neither a
+        # DuckDB nor a psycopg2 connection takes two threads at once).
+        self.lock = threading.RLock()
         if self.target == "duckdb":
             import duckdb
 
@@ -214,6 +221,10 @@ class Warehouse:
         return sql if self.target == "duckdb" else sql.replace("%", "%%").replace("?", "%s")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.lock:
+            return self._query(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         if self.target == "duckdb":
             return self.con.execute(sql, list(params)).fetchall()
         try:
@@ -253,10 +264,11 @@ class Warehouse:
     def transaction(self, writes: Iterable[Write]) -> None:
         """Apply the writes in one transaction: a crash leaves all or none of them."""
         writes = list(writes)
-        if self.target == "duckdb":
-            self._duckdb_transaction(writes)
-        else:
-            self._postgres_transaction(writes)
+        with self.lock:
+            if self.target == "duckdb":
+                self._duckdb_transaction(writes)
+            else:
+                self._postgres_transaction(writes)
 
     def _duckdb_transaction(self, writes: list[Write]) -> None:
         # Lists bound as parameters and unnested: one statement per write, no row-by-row inserts, and no

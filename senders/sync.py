@@ -82,6 +82,7 @@ log = logging.getLogger(__name__)
 
 # Member.hashed of a member whose row the warehouse built and keeps in the work table (AudienceSync.stage)
 UNFETCHED: Mapping[str, str | None] = MappingProxyType({})
+NO_FIELDS: Mapping[str, Any] = MappingProxyType({})  # its fields: none in Python (one shared mapping)
 SKIP_REASONS = ("global_control", "campaign_control", "not_in_campaign", "consent", "suppressed", "missing_identifier")
 
 
@@ -643,8 +644,9 @@ class AudienceSync:
         reason = skip_reason_sql(self.audience, query)
         self.wh.query(f"drop table if exists {self.wh.work}")
         try:
+            # in user id order, as the batches go: a batch's rows then sit in a few row groups (see fetch)
             sql = f"create temporary table sync_work as select *, {reason} as reason from ({query.sql}) as c"
-            self.wh.query(sql, query.params)
+            self.wh.query(f"{sql} order by c0", query.params)
             self.staged = True
         except Exception as exc:
             raise cannot_read(self.audience, exc) from None
@@ -680,7 +682,7 @@ class AudienceSync:
                 fields = member_fields(a, candidate.values)
                 member = Member(user_id, fields, candidate.hashed)
             else:
-                fields, member = None, Member(user_id, {}, UNFETCHED)
+                fields, member = None, Member(user_id, NO_FIELDS, UNFETCHED)
             profiles[user_id] = member
             if not in_segment:
                 continue
@@ -700,9 +702,13 @@ class AudienceSync:
         if not wanted:
             return members
         among, param = self.wh.among(wanted)
-        rows = self.wh.query(
-            f"select c0, {self.wire}, {self.wire_hashes} from {self.wh.work} where c0 {among}", [param]
-        )
+        sql, params = f"select c0, {self.wire}, {self.wire_hashes} from {self.wh.work} where c0 {among}", [param]
+        if self.wh.target == "duckdb":
+            # Redundant, but DuckDB then skips the row groups outside the range (min/max per group of the table
+            # written in user id order): a batch of a replace or a diff holds neighbouring ids. (Byte order, as
+            # Python's; a Postgres collation may order otherwise.)
+            sql, params = f"{sql} and c0 between ? and ?", [param, min(wanted), max(wanted)]
+        rows = self.wh.query(sql, params)
         wire = {uid: (row, hashes) for uid, row, hashes in rows}
         fetched = []
         for m in members:
@@ -993,17 +999,20 @@ class AudienceSync:
         self, action: str, chunks: Iterable[list[Member]], fingerprints: dict[str, str], *, total: int = 0
     ) -> None:
         """Send the batches in order, each as send_batch does (pending rows, request, record: in a worker thread,
-        one batch at a time, so the crash guarantees are send_batch's), while this thread has the destination
-        build the next batch's request (Destination.prepare: CPU only). The building then overlaps the batch in
-        flight: its warehouse writes and the destination's answer. A replace flags its last batch."""
+        one batch at a time, so the crash guarantees are send_batch's), while this thread reads the next batch's
+        rows the warehouse built (fetch) and has the destination build its request (Destination.prepare: CPU only).
+        That work then overlaps the batch in flight, mostly the wait for the destination's answer. A replace flags
+        its last batch."""
         chunks = list(chunks)
         destination = self.connect()
         prepare = action in ("add", "send", "replace")  # removals carry stored hashes: nothing to build
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.audience.name}") as worker:
             running: Future | None = None
             for i, chunk in enumerate(chunks):
-                # (rows the warehouse built are fetched with their batch, by the worker: send_batch)
-                if prepare and not any(m.hashed is UNFETCHED for m in chunk):
+                # the rows the warehouse built, read while the batch before waits for its answer (the connection
+                # takes one statement at a time: Warehouse.lock)
+                chunk = self.fetch(chunk)
+                if prepare:
                     destination.prepare(chunk)
                 delivery_id = delivery_id_for(action, chunk, fingerprints)
                 if running is not None:
