@@ -299,7 +299,10 @@ def candidate_query(
     hash_sql: dict[str, str] | None = None,
     wire_sql: Callable[[Callable[[str], str]], dict[str, str]] | None = None,
 ) -> CandidateQuery:
-    """The SQL of read_candidates (see there)."""
+    """The candidates' SQL: segment members and the users the destination holds for the audience, with what the
+    decision needs; with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it
+    hashes, and with `wire_sql` (given the name of the column holding each field's hash, Destination.wire_sql)
+    what it builds from those hashes (Candidate.hashed, under its keys)."""
     profile = [f for f in PROFILE_FIELDS if f in audience.fields or f in audience.identifiers]
     if any(f in audience.fields for f in DERIVED_FIELDS) and "name" not in profile:
         profile.append("name")
@@ -409,22 +412,11 @@ def to_candidates(query: CandidateQuery, rows: Iterable[tuple]) -> list[Candidat
     ]
 
 
-def read_candidates(
-    wh: Warehouse,
-    audience: Audience,
-    *,
-    has_state: bool,
-    has_suppressions: bool,
-    hash_sql: dict[str, str] | None = None,
-    wire_sql: Callable[[Callable[[str], str]], dict[str, str]] | None = None,
-) -> list[Candidate]:
-    """Segment members and the users the destination holds for the audience, with what the decision needs;
-    with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it hashes, and with
-    `wire_sql` (given the name of the column holding each field's hash, Destination.wire_sql) what it builds
-    from those hashes, in `Candidate.hashed` under its keys."""
-    query = candidate_query(
-        wh, audience, has_state=has_state, has_suppressions=has_suppressions, hash_sql=hash_sql, wire_sql=wire_sql
-    )
+def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_suppressions: bool) -> list[Candidate]:
+    """Segment members and the users the destination holds for the audience, with what the decision needs (the
+    quality gate's view of who leaves; the sync itself stages the same query with the destination's hashes and
+    rows, AudienceSync.stage)."""
+    query = candidate_query(wh, audience, has_state=has_state, has_suppressions=has_suppressions)
     try:
         rows = wh.query(f"{query.sql} order by c0", query.params)
     except Exception as exc:
