@@ -569,6 +569,7 @@ class AudienceSync:
         self.pending_ids: set[str] = set()  # members a killed attempt left in flight
         self.refused: set[str] = set()  # members the destination refused in this run
         self.replace_accepted = 0  # the number of the last replace request answered in the current batch
+        self.replace_first = 0  # the number the current replace batch's first request takes
         self.staged = False  # whether the candidates are in the work table (stage)
 
     # the destination is built lazily: a dry run or an audience with nothing to send needs no credentials
@@ -1036,8 +1037,16 @@ class AudienceSync:
         ids = [m.user_id for m in batch]
         # The batch that ends a replace is pending as `replace_last`: resent after a crash, it must end it again.
         pending = "replace_last" if action == "replace" and last else action
+        numbered = []  # a replace batch's first request number, in the same transaction as its pending rows
+        if action == "replace":
+            send = self.replace_sender(batch, last, total, resend=resend)
+            if self.replace_first != self.replacing.requested:
+                numbered.append(self.requested_write(self.replace_first))
+        else:
+            send = destination.remove if action in ("remove", "unlink") else destination.add
         self.wh.transaction(
             [
+                *numbered,
                 # a member is pending once: a batch resent after a crash takes the place of its first try
                 Write("sync_pending", delete_audience=a.name, ids=[u for u in ids if u in self.pending_ids]),
                 Write(
@@ -1054,10 +1063,8 @@ class AudienceSync:
                 ),
             ]
         )
-        if action == "replace":
-            send = self.replace_sender(batch, last, total, resend=resend)
-        else:
-            send = destination.remove if action in ("remove", "unlink") else destination.add
+        if numbered:
+            self.replacing.requested = self.replace_first
         try:
             outcome = send_splitting(send, batch)
         except AmbiguousDelivery:
@@ -1086,20 +1093,19 @@ class AudienceSync:
         destination applies it if that request never arrived and takes it as a retry if it did, whether or not
         the batch had been split. Only the whole last batch carries the last-batch flag; when it had to be
         split, replace() ends the session with one more batch."""
-        destination, session, table = self.connect(), self.replacing, self.wh.table("sync_replace")
+        destination, session = self.connect(), self.replacing
         self.replace_flagged = False
         # (requested == batches: the batch left in flight never went, so it takes the next number after all)
         in_flight = resend and session.requested > session.batches
         number = [session.requested if in_flight else session.batches + 1]
+        self.replace_first = number[0]  # send_batch writes it with the batch's pending rows
         self.replace_accepted = 0
 
         def send(members: Sequence[Member]) -> BatchOutcome:
             flagged = last and len(members) == len(batch)
             seq = number[0]
-            if seq != session.requested:
-                sql = f"update {table} set requested = ? where audience = ? and session_id = ?"
-                params = [seq, self.audience.name, session.session_id]
-                self.wh.transaction([Write("sync_replace", sql=sql, params=params)])
+            if seq != session.requested:  # a piece of a split batch
+                self.wh.transaction([self.requested_write(seq)])
                 session.requested = seq
             outcome = destination.replace(
                 members, ReplaceBatch(session.session_id, session.started_at, seq, flagged, total)
@@ -1110,6 +1116,11 @@ class AudienceSync:
             return outcome
 
         return send
+
+    def requested_write(self, seq: int) -> Write:
+        """sync_replace.requested: the number of the replace request about to go."""
+        sql = f"update {self.wh.table('sync_replace')} set requested = ? where audience = ? and session_id = ?"
+        return Write("sync_replace", sql=sql, params=[seq, self.audience.name, self.replacing.session_id])
 
     def clear_pending(self, delivery_id: str) -> Write:
         table = self.wh.table("sync_pending")
