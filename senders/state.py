@@ -32,6 +32,7 @@ Writes are bulk (Arrow into DuckDB, execute_values into Postgres), never row by 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,20 +134,25 @@ COLUMNS = {
 def _duckdb_list(values: list[Any]) -> tuple[str, Any]:
     """A list of values for DuckDB to unnest, and the parameter to bind. Text goes as one string split by
     DuckDB: binding a list converts each element (half of an insert's cost for 10,000 ids and hashes)."""
-    if values and all(type(v) is str for v in values):
-        joined = "\x1e".join(values)
-        if joined.count("\x1e") == len(values) - 1:  # no value holds the separator
-            return "unnest(string_split(?, chr(30)))", joined
+    try:
+        joined = "\x1e".join(values)  # a TypeError if any value is not text (None, a number)
+    except TypeError:
+        return "unnest(?)", values
+    if values and joined.count("\x1e") == len(values) - 1:  # no value holds the separator
+        return "unnest(string_split(?, chr(30)))", joined
     return "unnest(?)", values
 
 
 @dataclass
 class Write:
     """One step of a transaction: delete an audience's rows for some user ids (`delete_audience` + `ids`), null
-    one column of them (`set_null` + `delete_audience` + `ids`), insert rows, or run a statement."""
+    one column of them (`set_null` + `delete_audience` + `ids`), insert rows (`rows`, or `columns`: column ->
+    a list with a value per row, or one value every row shares; a batch's ledger rows differ in a few columns
+    only, and building a tuple per member cost more than the insert), or run a statement."""
 
     table: str
     rows: list[tuple] = field(default_factory=list)
+    columns: dict[str, Any] | None = None
     delete_audience: str | None = None
     ids: list[str] | None = None
     set_null: str | None = None
@@ -159,6 +165,10 @@ class Warehouse:
 
     def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.target = settings.target
+        # One statement or transaction at a time on the connection, whichever thread asks: the sync reads the next
+        # batch's rows while a worker thread waits for the destination's answer to the batch before (neither a
+        # DuckDB nor a psycopg2 connection takes two threads at once).
+        self.lock = threading.RLock()
         if self.target == "duckdb":
             import duckdb
 
@@ -194,15 +204,36 @@ class Warehouse:
     def table(self, name: str) -> str:
         return f"{self.schema}.{name}"
 
+    @property
+    def work(self) -> str:
+        """The connection's temporary `sync_work` (senders/sync.py), schema-qualified: dropping it can never touch
+        a warehouse table of that name."""
+        return "temp.main.sync_work" if self.target == "duckdb" else "pg_temp.sync_work"
+
+    def among(self, ids: list[str]) -> tuple[str, Any]:
+        """`user_id <among>` for a list of ids, and the one parameter to bind."""
+        if self.target == "duckdb":
+            expression, param = _duckdb_list(ids)
+            return f"in (select {expression})", param
+        return "= any(?)", list(ids)
+
     def _sql(self, sql: str) -> str:
         return sql if self.target == "duckdb" else sql.replace("%", "%%").replace("?", "%s")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.lock:
+            return self._query(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         if self.target == "duckdb":
             return self.con.execute(sql, list(params)).fetchall()
-        with self.con.cursor() as cursor:
-            cursor.execute(self._sql(sql), list(params))
-            rows = cursor.fetchall() if cursor.description else []
+        try:
+            with self.con.cursor() as cursor:
+                cursor.execute(self._sql(sql), list(params))
+                rows = cursor.fetchall() if cursor.description else []
+        except BaseException:
+            self.con.rollback()  # the connection goes on (a failed statement aborts its transaction)
+            raise
         self.con.commit()
         return rows
 
@@ -233,10 +264,11 @@ class Warehouse:
     def transaction(self, writes: Iterable[Write]) -> None:
         """Apply the writes in one transaction: a crash leaves all or none of them."""
         writes = list(writes)
-        if self.target == "duckdb":
-            self._duckdb_transaction(writes)
-        else:
-            self._postgres_transaction(writes)
+        with self.lock:
+            if self.target == "duckdb":
+                self._duckdb_transaction(writes)
+            else:
+                self._postgres_transaction(writes)
 
     def _duckdb_transaction(self, writes: list[Write]) -> None:
         # Lists bound as parameters and unnested: one statement per write, no row-by-row inserts, and no
@@ -259,6 +291,8 @@ class Warehouse:
                             f"{change} where audience = ? and user_id in (select {expression})",
                             [write.delete_audience, param],
                         )
+                elif write.columns is not None:
+                    self._duckdb_insert_columns(write)
                 elif write.rows:
                     columns = COLUMNS[write.table]
                     selected, params = [], []
@@ -281,6 +315,28 @@ class Warehouse:
             con.execute("rollback")
             raise
 
+    def _duckdb_insert_columns(self, write: Write) -> None:
+        values = {name: write.columns.get(name) for name in COLUMNS[write.table]}
+        lists = [v for v in values.values() if isinstance(v, list)]
+        if not lists or not lists[0]:
+            return
+        assert all(len(v) == len(lists[0]) for v in lists), f"{write.table}: columns of different lengths"
+        selected, params = [], []
+        for name, value in values.items():
+            # a list is unnested (a row per element, all lists side by side), a shared value bound once
+            expression, param = _duckdb_list(value) if isinstance(value, list) else ("?", value)
+            selected.append(f"{expression} as {name}")
+            params.append(param)
+        target = f"{self.table(write.table)} ({', '.join(values)})"
+        self.con.execute(f"insert into {target} select * from (select {', '.join(selected)})", params)
+
+    @staticmethod
+    def column_rows(write: Write) -> list[tuple]:
+        """A columnar write's rows, as tuples in COLUMNS order."""
+        values = [write.columns.get(name) for name in COLUMNS[write.table]]
+        count = max((len(v) for v in values if isinstance(v, list)), default=0)
+        return list(zip(*(v if isinstance(v, list) else [v] * count for v in values), strict=True))
+
     def _postgres_transaction(self, writes: list[Write]) -> None:
         from psycopg2.extras import execute_values
 
@@ -300,14 +356,16 @@ class Warehouse:
                                 f"{change} where audience = %s and user_id = any(%s)",
                                 [write.delete_audience, list(write.ids)],
                             )
-                    elif write.rows:
-                        columns = COLUMNS[write.table]
-                        execute_values(
-                            cursor,
-                            f"insert into {self.table(write.table)} ({', '.join(columns)}) values %s",
-                            write.rows,
-                            page_size=5000,
-                        )
+                    elif write.rows or write.columns is not None:
+                        rows = write.rows if write.columns is None else self.column_rows(write)
+                        if rows:
+                            columns = COLUMNS[write.table]
+                            execute_values(
+                                cursor,
+                                f"insert into {self.table(write.table)} ({', '.join(columns)}) values %s",
+                                rows,
+                                page_size=5000,
+                            )
             self.con.commit()
         except BaseException:
             self.con.rollback()

@@ -3,10 +3,14 @@
 For each audience of senders/audiences.yml, one run:
 
 1. reads the segment's members with their profile, consent, control-group flags and suppressions, plus the
-   users the destination holds from earlier runs (`sync_state`), in one query, into memory;
-2. decides who may be sent: a member is skipped, with the reason logged, when in the global control group,
-   in the campaign's control group (or not exposed to the campaign), without consent for the channel,
-   suppressed on the channel, or without any of the audience's identifiers;
+   users the destination holds from earlier runs (`sync_state`), in one query, into the connection's temporary
+   table `sync_work`, with each member's skip reason and, where the warehouse can, its fingerprint and its whole
+   request row (Destination.wire_sql); Python reads each member's id, decision and fingerprint, and the fields
+   only of members the warehouse could not build (a built row is fetched with its batch);
+2. decides who may be sent (in SQL, `skip_reason_sql`, the same rules as `skip_reason`): a member is skipped,
+   with the reason logged, when in the global control group, in the campaign's control group (or not exposed to
+   the campaign), without consent for the channel, suppressed on the channel, or without any of the audience's
+   identifiers;
 3. diffs the eligible members against `sync_state`: joiners and changed rows are added (upserted), leavers
    are removed (mirror mode); append mode sends each member once ever. Where identifiers go out hashed (Meta,
    Google) the state keeps the hashes sent: leavers are removed by them, and a changed email or phone has its
@@ -44,13 +48,14 @@ import secrets
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from loaders.settings import Settings
@@ -58,6 +63,7 @@ from senders import credentials as conn
 from senders.audiences import DEFAULT_PATH, DERIVED_FIELDS, PROFILE_FIELDS, SEGMENT_FIELDS, Audience, load_audiences
 from senders.destinations import DESTINATIONS
 from senders.destinations.base import (
+    WIRE_HASHES,
     WIRE_ROW,
     AmbiguousDelivery,
     BatchOutcome,
@@ -74,7 +80,9 @@ from senders.state import Warehouse, Write
 
 log = logging.getLogger(__name__)
 
-FREEZE_FROM = 50_000  # members from which a sync exempts its objects from garbage collection (freeze_for_gc)
+# Member.hashed of a member whose row the warehouse built and keeps in the work table (AudienceSync.stage)
+UNFETCHED: Mapping[str, str | None] = MappingProxyType({})
+NO_FIELDS: Mapping[str, Any] = MappingProxyType({})  # its fields: none in Python (one shared mapping)
 SKIP_REASONS = ("global_control", "campaign_control", "not_in_campaign", "consent", "suppressed", "missing_identifier")
 
 
@@ -247,8 +255,8 @@ def gc_paused() -> Iterator[None]:
     this thread (10^6 members: tuples, dicts, named tuples, none of them cyclic) during which every full
     collection would walk all of them again (measured: 40% more CPU for building 10^6 such objects). Scoped to
     that stretch, not the whole sync: the sending that follows takes minutes, during which the rest of the
-    process (an Airflow worker's other threads) must keep its collector. freeze_for_gc then keeps the built
-    objects out of the later collections' walks."""
+    process (an Airflow worker's other threads) must keep its collector. Nothing is frozen (gc.freeze is
+    process-wide, and a member whose row the warehouse built is now a few small objects)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -267,7 +275,22 @@ def _crash_point(point: str, batch_number: int) -> None:
 # ---- reading the warehouse -----------------------------------------------------------------------------------
 
 
-def read_candidates(
+@dataclass
+class CandidateQuery:
+    """The candidates' SQL (columns c0.. as `names`, then h0.. the hashed fields, w0.. what wire_sql built from
+    them, and `fp` when the warehouse fingerprints), its parameters, and where things are."""
+
+    sql: str
+    params: list[Any]
+    names: list[str]
+    hashed_fields: list[str]  # the keys of Candidate.hashed, in column order
+    fingerprinted: bool
+    wire: str | None  # the column holding WIRE_ROW, when the warehouse builds whole rows
+    wire_hashes: str | None  # the column holding WIRE_HASHES
+    columns: list[str]  # the names of the columns, in order
+
+
+def candidate_query(
     wh: Warehouse,
     audience: Audience,
     *,
@@ -275,53 +298,57 @@ def read_candidates(
     has_suppressions: bool,
     hash_sql: dict[str, str] | None = None,
     wire_sql: Callable[[Callable[[str], str]], dict[str, str]] | None = None,
-) -> list[Candidate]:
-    """Segment members and the users the destination holds for the audience, with what the decision needs;
-    with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it hashes, and with
-    `wire_sql` (given the name of the column holding each field's hash, Destination.wire_sql) what it builds
-    from those hashes, in `Candidate.hashed` under its keys."""
+) -> CandidateQuery:
+    """The candidates' SQL: segment members and the users the destination holds for the audience, with what the
+    decision needs; with `hash_sql` (field -> SQL over `u.` columns, Destination.hash_sql), also the fields it
+    hashes, and with `wire_sql` (given the name of the column holding each field's hash, Destination.wire_sql)
+    what it builds from those hashes (Candidate.hashed, under its keys)."""
     profile = [f for f in PROFILE_FIELDS if f in audience.fields or f in audience.identifiers]
     if any(f in audience.fields for f in DERIVED_FIELDS) and "name" not in profile:
         profile.append("name")
     segment = [f for f in SEGMENT_FIELDS if f in audience.fields]
     consent = audience.consent_column
-    select = ["w.user_id", "m.user_id is not null as in_segment", "u.user_id is not null as in_profile"]
-    select += [f"m.{f}" for f in segment] + [f"u.{f}" for f in profile]
-    select.append(f"u.{consent} as consent" if consent else "true as consent")
-    select.append("coalesce(u.is_global_control, false) as is_global_control")
+    # (expression, name): the names are Candidate.values' keys, the expressions are selected as c0, c1, ...
+    select = [
+        ("w.user_id", "user_id"),
+        ("m.user_id is not null", "in_segment"),
+        ("u.user_id is not null", "in_profile"),
+    ]
+    select += [(f"m.{f}", f) for f in segment] + [(f"u.{f}", f) for f in profile]
+    select.append((f"u.{consent}" if consent else "true", "consent"))
+    select.append(("coalesce(u.is_global_control, false)", "is_global_control"))
     params: list[Any] = [audience.segment]
     joins = [
         "left join members as m on m.user_id = w.user_id",
         f"left join {wh.table('dim_users')} as u on u.user_id = w.user_id",
     ]
     if audience.campaign is not None:
-        select.append("e.assignment as assignment")
+        select.append(("e.assignment", "assignment"))
         joins.append(
             f"left join {wh.table('campaign_exposures')} as e"
             " on cast(e.campaign_id as varchar) = ? and e.user_id = w.user_id"
         )
         params.append(audience.campaign)
     else:
-        select.append("'target' as assignment")
+        select.append(("'target'", "assignment"))
     if has_suppressions and audience.channel != "none":
-        select.append("s.user_id is not null as suppressed")
+        select.append(("s.user_id is not null", "suppressed"))
         joins.append(f"left join {wh.table('sync_suppressions')} as s on s.channel = ? and s.user_id = w.user_id")
         params.append(audience.channel)
     else:
-        select.append("false as suppressed")
+        select.append(("false", "suppressed"))
+    names = [name for _, name in select]
     hashed_fields = list(hash_sql or {})
-    select += [hash_sql[f] for f in hashed_fields]
-    # the columns as c0, c1, ... so that an outer query can build on the hashes (wire_sql)
-    aliased = [f"{re.sub(r' as [a-z_]+$', '', expr)} as c{i}" for i, expr in enumerate(select)]
-    first_hash = len(select) - len(hashed_fields)
-    hash_column = {f: f"c{first_hash + i}" for i, f in enumerate(hashed_fields)}
-    built = wire_sql(lambda f: "c0" if f == "user_id" else hash_column[f]) if wire_sql and hashed_fields else {}
-    hashed_fields += list(built)
+    aliased = [f"{expr} as c{i}" for i, (expr, _) in enumerate(select)]
+    aliased += [f"{hash_sql[f]} as h{i}" for i, f in enumerate(hashed_fields)]
+    # the hashes as columns h0, h1, ... so that an outer query can build on them (wire_sql)
+    hash_column = {f: f"h{i}" for i, f in enumerate(hashed_fields)}
+    built = wire_sql(lambda f: "c0" if f == "user_id" else hash_column.get(f)) if wire_sql and hashed_fields else {}
     # A member whose whole row the warehouse built (WIRE_ROW) needs no hash of each field:
     # those are fetched only where Python must build the row (10^6 members: four strings each fewer to convert).
-    outer = [f"c{i}" for i in range(first_hash)]
+    outer = [f"c{i}" for i in range(len(select))]  # (names: the outer columns end in `as <name>` or are one)
     whole = f"w{list(built).index(WIRE_ROW)}" if WIRE_ROW in built else None
-    outer += [f"case when {whole} is null then c{i} end" if whole else f"c{i}" for i in range(first_hash, len(select))]
+    outer += [f"case when {whole} is null then h{i} end as h{i}" if whole else f"h{i}" for i in range(len(hash_column))]
     outer += [f"w{i}" for i in range(len(built))]
     sources = {"user_id": "w.user_id", **{f: f"m.{f}" for f in segment}}
     fingerprinted = fingerprint_sql(audience, wh.target, lambda f: sources.get(f, f"u.{f}"))
@@ -346,31 +373,33 @@ def read_candidates(
             select *{"".join(f", {expr} as w{i}" for i, expr in enumerate(built.values()))}
             from (select {", ".join(aliased)} from wanted as w {" ".join(joins)}) as q
         ) as r
-        order by c0
     """
-    # placeholders appear in the order: members (segment), known (audience), then the joins
-    ordered = [params[0], *state_params, *params[1:]]
-    try:
-        rows = wh.query(sql, ordered)
-    except Exception as exc:
-        raise SyncFailed(
-            f"audience {audience.name}: cannot read the members of segment {audience.segment!r} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:300]}); dim_users.is_global_control and campaign_exposures come with the"
-            " campaigns models"
-        ) from None
-    names = [
-        "user_id",
-        "in_segment",
-        "in_profile",
-        *segment,
-        *profile,
-        "consent",
-        "is_global_control",
-        "assignment",
-        "suppressed",
-    ]
+    keys = list(built)
+    return CandidateQuery(
+        sql,
+        # placeholders appear in the order: members (segment), known (audience), then the joins
+        [params[0], *state_params, *params[1:]],
+        names,
+        hashed_fields + keys,
+        fingerprinted is not None,
+        f"w{keys.index(WIRE_ROW)}" if WIRE_ROW in keys else None,
+        f"w{keys.index(WIRE_HASHES)}" if WIRE_HASHES in keys else None,
+        [re.sub(r"^.* as ", "", column) for column in outer],
+    )
+
+
+def cannot_read(audience: Audience, exc: Exception) -> SyncFailed:
+    return SyncFailed(
+        f"audience {audience.name}: cannot read the members of segment {audience.segment!r} ({type(exc).__name__}: "
+        f"{str(exc).splitlines()[0][:300]}); dim_users.is_global_control and campaign_exposures come with the"
+        " campaigns models"
+    )
+
+
+def to_candidates(query: CandidateQuery, rows: Iterable[tuple]) -> list[Candidate]:
+    names, hashed_fields = query.names, query.hashed_fields
     n, h = len(names), len(names) + len(hashed_fields)
-    with_fingerprint = fingerprinted is not None  # the last column
+    with_fingerprint = query.fingerprinted  # the last column
     return [
         Candidate(
             row[0],
@@ -381,6 +410,40 @@ def read_candidates(
         )
         for row in rows
     ]
+
+
+def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_suppressions: bool) -> list[Candidate]:
+    """Segment members and the users the destination holds for the audience, with what the decision needs (the
+    quality gate's view of who leaves; the sync itself stages the same query with the destination's hashes and
+    rows, AudienceSync.stage)."""
+    query = candidate_query(wh, audience, has_state=has_state, has_suppressions=has_suppressions)
+    try:
+        rows = wh.query(f"{query.sql} order by c0", query.params)
+    except Exception as exc:
+        raise cannot_read(audience, exc) from None
+    return to_candidates(query, rows)
+
+
+def skip_reason_sql(audience: Audience, query: CandidateQuery) -> str:
+    """skip_reason in SQL over the columns of `query` (c0, c1, ...)."""
+    column = {name: f"c{i}" for i, name in enumerate(query.names)}
+    cases = [
+        (f"not {column['in_profile']}", "missing_identifier"),
+        (column["is_global_control"], "global_control"),
+    ]
+    if audience.campaign is not None:
+        assignment = column["assignment"]
+        cases += [
+            (f"{assignment} = 'global_control'", "global_control"),
+            (f"{assignment} = 'campaign_control'", "campaign_control"),
+            (f"coalesce({assignment}, '') <> 'target'", "not_in_campaign"),
+        ]
+    cases += [(f"{column['consent']} is not true", "consent"), (column["suppressed"], "suppressed")]
+    present = [
+        f"({column[f]} is not null and cast({column[f]} as varchar) <> '')" for f in audience.identifiers if f in column
+    ]
+    cases.append((f"not ({' or '.join(present) or 'false'})", "missing_identifier"))
+    return "case " + " ".join(f"when {condition} then '{reason}'" for condition, reason in cases) + " end"
 
 
 # Columns that are text in the marts: sent as they are, without `_plain`'s type checks (a 10^6-member sync
@@ -506,7 +569,8 @@ class AudienceSync:
         self.pending_ids: set[str] = set()  # members a killed attempt left in flight
         self.refused: set[str] = set()  # members the destination refused in this run
         self.replace_accepted = 0  # the number of the last replace request answered in the current batch
-        self.frozen = False  # whether this sync froze the garbage collector's view (freeze_for_gc)
+        self.replace_first = 0  # the number the current replace batch's first request takes
+        self.staged = False  # whether the candidates are in the work table (stage)
 
     # the destination is built lazily: a dry run or an audience with nothing to send needs no credentials
     def connect(self) -> Destination:
@@ -523,12 +587,13 @@ class AudienceSync:
             self.destination = self.kind(self.audience, creds, http, self.run)
         return self.destination
 
-    def log_rows(self, members: Iterable[str], action: str, status: str, reason: str | None) -> list[tuple]:
-        now = datetime.now(UTC).replace(tzinfo=None)
+    def log_write(self, members: Iterable[str], action: str, status: str, reason: str | None) -> Write:
+        """sync_log rows for members with one decision: columns, the user id the only one that varies."""
         a = self.audience
-        return [
-            (a.name, a.destination, a.campaign, uid, action, status, reason, self.run.run_id, now) for uid in members
-        ]
+        columns = {"audience": a.name, "destination": a.destination, "campaign_id": a.campaign, "action": action}
+        columns |= {"status": status, "reason": reason, "run_id": self.run.run_id}
+        columns |= {"logged_at": datetime.now(UTC).replace(tzinfo=None), "user_id": list(members)}
+        return Write("sync_log", columns=columns)
 
     def execute(self) -> AudienceCounts:
         started = time.monotonic()
@@ -546,8 +611,8 @@ class AudienceSync:
             self.counts.outcome = "failed"
             self.counts.error = f"audience {self.audience.name}: unexpected {type(exc).__name__} (see the task log)"
         finally:
-            if self.frozen:
-                gc.unfreeze()
+            if self.staged:
+                self.wh.query(f"drop table if exists {self.wh.work}")
             if self.destination is not None and self.destination.http is not None:
                 self.counts.retried = self.destination.http.retries
         duration = time.monotonic() - started
@@ -563,17 +628,88 @@ class AudienceSync:
         log.info("audience %s: %s in %.2fs", self.audience.name, self.counts.as_dict(), duration)
         return self.counts
 
-    def freeze_for_gc(self, members: int) -> None:
-        """A large audience is millions of small acyclic objects (members, fields, state rows) that live through
-        the whole sync: the cyclic garbage collector would walk all of them again at every full collection.
-        gc.freeze() exempts the objects that exist now from those walks until execute() ends (gc.unfreeze()),
-        while collection goes on for everything created later and for the rest of the process; refcounting
-        frees the frozen objects as usual when the sync drops them. Called again after each recorded batch, whose
-        state rows accumulate (a first sync: 10^6 more; 200,000 members: 11 full collections and 1.7 s of
-        collection without, 3 and 0.9 s with, measured). Small audiences are not worth it."""
-        if members >= FREEZE_FROM:
-            gc.freeze()
-            self.frozen = True
+    def stage(self, query: CandidateQuery) -> None:
+        """The candidates into the connection's temporary table `sync_work` (c0 the user id, c1 in the segment,
+        ..., `reason` the skip reason): the rows the warehouse builds whole (wire_sql) stay there until their
+        batch is sent, and Python reads each member's decision rather than its fields."""
+        self.wire = query.wire
+        self.wire_hashes = query.wire_hashes
+        reason = skip_reason_sql(self.audience, query)
+        self.wh.query(f"drop table if exists {self.wh.work}")
+        try:
+            # in user id order, as the batches go: a batch's rows then sit in a few row groups (see fetch)
+            sql = f"create temporary table sync_work as select *, {reason} as reason from ({query.sql}) as c"
+            self.wh.query(f"{sql} order by c0", query.params)
+            self.staged = True
+        except Exception as exc:
+            raise cannot_read(self.audience, exc) from None
+
+    def read_members(
+        self, query: CandidateQuery
+    ) -> tuple[dict[str, Member], dict[str, str], dict[str, Member], dict[str, str]]:
+        """The eligible members, their fingerprints, every candidate as a Member (profiles), and the skipped with
+        their reason. A member whose row and fingerprint the warehouse built is read as its id, decision and
+        fingerprint only (`UNFETCHED`: its row is fetched with its batch, see fetch); the others are built in
+        Python from their fields."""
+        a = self.audience
+        # Python builds the members the warehouse could not: no whole row, or no fingerprint
+        python = "true" if self.wire is None else f"{self.wire} is null"
+        if self.wire is not None and not query.fingerprinted:
+            python = "true"
+        elif query.fingerprinted:
+            python = f"({python} or fp is null)"
+        fp = "fp" if query.fingerprinted else "null"
+        rows = self.wh.query(f"select c0, c1, reason, {fp}, {python} from {self.wh.work} order by c0")
+        built = {}
+        if any(row[4] for row in rows):
+            sql = f"select {', '.join(query.columns)} from {self.wh.work} where {python} order by c0"
+            built = {c.user_id: c for c in to_candidates(query, self.wh.query(sql))}
+        eligible: dict[str, Member] = {}
+        fingerprints: dict[str, str] = {}
+        profiles: dict[str, Member] = {}
+        skips: dict[str, str] = {}
+        considered, skipped = 0, self.counts.skipped
+        for user_id, in_segment, reason, fingerprinted, in_python in rows:
+            if in_python:
+                candidate = built[user_id]
+                fields = member_fields(a, candidate.values)
+                member = Member(user_id, fields, candidate.hashed)
+            else:
+                fields, member = None, Member(user_id, NO_FIELDS, UNFETCHED)
+            profiles[user_id] = member
+            if not in_segment:
+                continue
+            considered += 1
+            if reason is not None:
+                skips[user_id] = reason
+                skipped[reason] += 1
+                continue
+            eligible[user_id] = member
+            fingerprints[user_id] = fingerprinted or built[user_id].fingerprint or fingerprint(fields)
+        self.counts.considered += considered
+        return eligible, fingerprints, profiles, skips
+
+    def fetch(self, members: Sequence[Member]) -> Sequence[Member]:
+        """The members with the rows the warehouse built for them (those read as UNFETCHED), by one query."""
+        wanted = [m.user_id for m in members if m.hashed is UNFETCHED]
+        if not wanted:
+            return members
+        among, param = self.wh.among(wanted)
+        sql, params = f"select c0, {self.wire}, {self.wire_hashes} from {self.wh.work} where c0 {among}", [param]
+        if self.wh.target == "duckdb":
+            # Redundant, but DuckDB then skips the row groups outside the range (min/max per group of the table
+            # written in user id order): a batch of a replace or a diff holds neighbouring ids. (Byte order, as
+            # Python's; a Postgres collation may order otherwise.)
+            sql, params = f"{sql} and c0 between ? and ?", [param, min(wanted), max(wanted)]
+        rows = self.wh.query(sql, params)
+        wire = {uid: (row, hashes) for uid, row, hashes in rows}
+        fetched = []
+        for m in members:
+            if m.hashed is UNFETCHED:
+                row, hashes = wire[m.user_id]
+                m = Member(m.user_id, m.fields, {WIRE_ROW: row, WIRE_HASHES: hashes})
+            fetched.append(m)
+        return fetched
 
     def read_state(self) -> dict[str, StateRow]:
         if not self.wh.relation_exists("sync_state"):
@@ -593,17 +729,17 @@ class AudienceSync:
         # hashed destinations normalise and hash in the warehouse what it can decide (a first sync: every member)
         dialect = SqlDialect(self.wh.target)
         hash_sql = self.kind.hash_sql(a, dialect, lambda column: f"u.{column}")
-        # The members and their state are read and built with the garbage collector paused, then frozen: see
-        # gc_paused and freeze_for_gc.
+        query = candidate_query(
+            self.wh,
+            a,
+            has_state=has_state,
+            has_suppressions=has_suppressions,
+            hash_sql=hash_sql,
+            wire_sql=lambda hashed: self.kind.wire_sql(a, dialect, hashed),
+        )
+        self.stage(query)
+        # The members and their state are read and built with the garbage collector paused: see gc_paused.
         with gc_paused():
-            candidates = read_candidates(
-                self.wh,
-                a,
-                has_state=has_state,
-                has_suppressions=has_suppressions,
-                hash_sql=hash_sql,
-                wire_sql=lambda hashed: self.kind.wire_sql(a, dialect, hashed),
-            )
             self.state = self.read_state()
             pending = (
                 self.wh.query(
@@ -614,29 +750,10 @@ class AudienceSync:
                 if has_state
                 else []
             )
-
             self.pending_ids = {row[0] for row in pending}
-            eligible: dict[str, Member] = {}
-            fingerprints: dict[str, str] = {}
-            profiles: dict[str, Member] = {}
-            skips: dict[str, str] = {}
-            for candidate in candidates:
-                fields = member_fields(a, candidate.values)
-                member = Member(candidate.user_id, fields, candidate.hashed)
-                profiles[candidate.user_id] = member
-                if not candidate.in_segment:
-                    continue
-                self.counts.considered += 1
-                reason = skip_reason(a, candidate.values)
-                if reason is not None:
-                    skips[candidate.user_id] = reason
-                    self.counts.skipped[reason] += 1
-                    continue
-                eligible[candidate.user_id] = member
-                fingerprints[candidate.user_id] = candidate.fingerprint or fingerprint(fields)
+            eligible, fingerprints, profiles, skips = self.read_members(query)
             self.counts.eligible = len(eligible)
             self.profiles = profiles
-        self.freeze_for_gc(len(profiles))
 
         if not self.dry_run:
             self.replacing = self.open_replace()
@@ -701,8 +818,11 @@ class AudienceSync:
         if not self.kind.hashed:
             return profile
         row = self.state.get(user_id)
-        hashes = parse_hashes(row.hashes) if row is not None and row.hashes else self.connect().hashes(profile)
-        return Member(user_id, hashes)
+        if row is not None and row.hashes:
+            return Member(user_id, parse_hashes(row.hashes))
+        [profile] = self.fetch([profile])
+        wire = profile.hashed.get(WIRE_HASHES) if profile.hashed else None
+        return Member(user_id, parse_hashes(wire) if wire is not None else self.connect().hashes(profile))
 
     def stale_members(self) -> list[Member]:
         """Members whose change replaced an identifier: their old hashes, to remove. A hash that is now another
@@ -737,10 +857,7 @@ class AudienceSync:
             [
                 Write("sync_skips", delete_audience=a.name, ids=gone),
                 Write("sync_skips", rows=[(a.name, uid, reason, self.run.run_id) for uid, reason in changed.items()]),
-                *(
-                    Write("sync_log", rows=self.log_rows(ids, "skip", "skipped", reason))
-                    for reason, ids in sorted(by_reason.items())
-                ),
+                *(self.log_write(ids, "skip", "skipped", reason) for reason, ids in sorted(by_reason.items())),
                 Write(
                     "sync_log",
                     sql=f"delete from {log_table} where audience = ? and action = 'skip' and run_id < ?",
@@ -875,15 +992,19 @@ class AudienceSync:
         self, action: str, chunks: Iterable[list[Member]], fingerprints: dict[str, str], *, total: int = 0
     ) -> None:
         """Send the batches in order, each as send_batch does (pending rows, request, record: in a worker thread,
-        one batch at a time, so the crash guarantees are send_batch's), while this thread has the destination
-        build the next batch's request (Destination.prepare: CPU only). The building then overlaps the batch in
-        flight: its warehouse writes and the destination's answer. A replace flags its last batch."""
+        one batch at a time, so the crash guarantees are send_batch's), while this thread reads the next batch's
+        rows the warehouse built (fetch) and has the destination build its request (Destination.prepare: CPU only).
+        That work then overlaps the batch in flight, mostly the wait for the destination's answer. A replace flags
+        its last batch."""
         chunks = list(chunks)
         destination = self.connect()
         prepare = action in ("add", "send", "replace")  # removals carry stored hashes: nothing to build
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.audience.name}") as worker:
             running: Future | None = None
             for i, chunk in enumerate(chunks):
+                # the rows the warehouse built, read while the batch before waits for its answer (the connection
+                # takes one statement at a time: Warehouse.lock)
+                chunk = self.fetch(chunk)
                 if prepare:
                     destination.prepare(chunk)
                 delivery_id = delivery_id_for(action, chunk, fingerprints)
@@ -910,28 +1031,40 @@ class AudienceSync:
         destination = self.connect()
         a = self.audience
         self.batch_number += 1
+        batch = self.fetch(batch)
         delivery_id = delivery_id or delivery_id_for(action, batch, fingerprints)
         now = datetime.now(UTC).replace(tzinfo=None)
         ids = [m.user_id for m in batch]
         # The batch that ends a replace is pending as `replace_last`: resent after a crash, it must end it again.
         pending = "replace_last" if action == "replace" and last else action
+        numbered = []  # a replace batch's first request number, in the same transaction as its pending rows
+        if action == "replace":
+            send = self.replace_sender(batch, last, total, resend=resend)
+            if self.replace_first != self.replacing.requested:
+                numbered.append(self.requested_write(self.replace_first))
+        else:
+            send = destination.remove if action in ("remove", "unlink") else destination.add
         self.wh.transaction(
             [
+                *numbered,
                 # a member is pending once: a batch resent after a crash takes the place of its first try
                 Write("sync_pending", delete_audience=a.name, ids=[u for u in ids if u in self.pending_ids]),
                 Write(
                     "sync_pending",
-                    rows=[
-                        (a.name, m.user_id, pending, fingerprints.get(m.user_id), delivery_id, self.run.run_id, now)
-                        for m in batch
-                    ],
+                    columns={
+                        "audience": a.name,
+                        "user_id": ids,
+                        "action": pending,
+                        "fingerprint": [fingerprints.get(u) for u in ids],
+                        "delivery_id": delivery_id,
+                        "run_id": self.run.run_id,
+                        "created_at": now,
+                    },
                 ),
             ]
         )
-        if action == "replace":
-            send = self.replace_sender(batch, last, total, resend=resend)
-        else:
-            send = destination.remove if action in ("remove", "unlink") else destination.add
+        if numbered:
+            self.replacing.requested = self.replace_first
         try:
             outcome = send_splitting(send, batch)
         except AmbiguousDelivery:
@@ -943,7 +1076,7 @@ class AudienceSync:
             self.wh.transaction(
                 [
                     self.clear_pending(delivery_id),
-                    Write("sync_log", rows=self.log_rows(ids, action, "failed", str(exc)[:500])),
+                    self.log_write(ids, action, "failed", str(exc)[:500]),
                 ]
             )
             raise DestinationError(str(exc)) from None
@@ -960,20 +1093,19 @@ class AudienceSync:
         destination applies it if that request never arrived and takes it as a retry if it did, whether or not
         the batch had been split. Only the whole last batch carries the last-batch flag; when it had to be
         split, replace() ends the session with one more batch."""
-        destination, session, table = self.connect(), self.replacing, self.wh.table("sync_replace")
+        destination, session = self.connect(), self.replacing
         self.replace_flagged = False
         # (requested == batches: the batch left in flight never went, so it takes the next number after all)
         in_flight = resend and session.requested > session.batches
         number = [session.requested if in_flight else session.batches + 1]
+        self.replace_first = number[0]  # send_batch writes it with the batch's pending rows
         self.replace_accepted = 0
 
         def send(members: Sequence[Member]) -> BatchOutcome:
             flagged = last and len(members) == len(batch)
             seq = number[0]
-            if seq != session.requested:
-                sql = f"update {table} set requested = ? where audience = ? and session_id = ?"
-                params = [seq, self.audience.name, session.session_id]
-                self.wh.transaction([Write("sync_replace", sql=sql, params=params)])
+            if seq != session.requested:  # a piece of a split batch
+                self.wh.transaction([self.requested_write(seq)])
                 session.requested = seq
             outcome = destination.replace(
                 members, ReplaceBatch(session.session_id, session.started_at, seq, flagged, total)
@@ -984,6 +1116,11 @@ class AudienceSync:
             return outcome
 
         return send
+
+    def requested_write(self, seq: int) -> Write:
+        """sync_replace.requested: the number of the replace request about to go."""
+        sql = f"update {self.wh.table('sync_replace')} set requested = ? where audience = ? and session_id = ?"
+        return Write("sync_replace", sql=sql, params=[seq, self.audience.name, self.replacing.session_id])
 
     def clear_pending(self, delivery_id: str) -> Write:
         table = self.wh.table("sync_pending")
@@ -1046,8 +1183,8 @@ class AudienceSync:
             if action == "replace":  # a member sent again in the same session (to close it) is not added twice
                 since = self.replacing.started_at
                 added -= sum(1 for u in accepted if u in self.state and self.state[u].synced_at >= since)
-            rows = []
             state, as_text = self.state, outcome.hashes_text
+            sent_fingerprints, sent_hashes, stale_list = [], [], []
             for uid in accepted:
                 hashes = as_text.get(uid)
                 if hashes is None:
@@ -1058,10 +1195,13 @@ class AudienceSync:
                 # holding the hashes it replaced until they are removed ("unlink").
                 before = None if action == "replace" else state.get(uid)
                 stale = None if before is None else stale_hashes(before, parse_hashes(hashes))
-                row = StateRow(fingerprints[uid], now, hashes, stale)
-                self.state[uid] = row
-                rows.append((a.name, uid, row.fingerprint, now, self.run.run_id, hashes, stale))
-            writes.append(Write("sync_state", rows=rows))
+                state[uid] = StateRow(fingerprints[uid], now, hashes, stale)
+                sent_fingerprints.append(state[uid].fingerprint)
+                sent_hashes.append(hashes)
+                stale_list.append(stale)
+            columns = {"audience": a.name, "user_id": accepted, "fingerprint": sent_fingerprints, "synced_at": now}
+            columns |= {"run_id": self.run.run_id, "hashes": sent_hashes, "stale_hashes": stale_list}
+            writes.append(Write("sync_state", columns=columns))
             if action == "send":
                 self.counts.sent += added
             else:
@@ -1078,10 +1218,10 @@ class AudienceSync:
                         params=[session.batches, session.sent_last, a.name, session.session_id],
                     )
                 )
-        writes.append(Write("sync_log", rows=self.log_rows(accepted, log_action, "sent", log_reason)))
+        writes.append(self.log_write(accepted, log_action, "sent", log_reason))
         self.refused.update(outcome.rejected)
         for uid, why in sorted(outcome.rejected.items()):
-            writes.append(Write("sync_log", rows=self.log_rows([uid], log_action, "failed", why[:500])))
+            writes.append(self.log_write([uid], log_action, "failed", why[:500]))
         if outcome.suppress:
             suppressed = sorted(outcome.suppress)
             placeholders = ", ".join("?" * len(suppressed))
@@ -1099,9 +1239,8 @@ class AudienceSync:
             ]
             for uid in suppressed:
                 reason_text = f"suppressed: {outcome.suppress[uid]}"
-                writes.append(Write("sync_log", rows=self.log_rows([uid], action, "skipped", reason_text)))
+                writes.append(self.log_write([uid], action, "skipped", reason_text))
         self.wh.transaction(writes)
-        self.freeze_for_gc(len(self.state))  # the state rows this batch added live to the end of the sync too
         self.counts.failed += len(outcome.rejected) + outcome.unattributed_failures
         self.counts.suppressed += len(outcome.suppress)
         if outcome.unattributed_failures:
@@ -1126,7 +1265,7 @@ class AudienceSync:
                     "sync_state",
                     rows=[(a.name, uid, fingerprints[uid], now, self.run.run_id, None, None) for uid in ids],
                 ),
-                Write("sync_log", rows=self.log_rows(ids, action, "failed", "unknown_after_crash")),
+                self.log_write(ids, action, "failed", "unknown_after_crash"),
             ]
         )
         self.counts.failed += len(ids)

@@ -153,12 +153,12 @@ class Destination(ABC):
         return {}
 
     @classmethod
-    def wire_sql(cls, audience: Audience, sql: SqlDialect, hashed: Callable[[str], str]) -> dict[str, str]:
+    def wire_sql(cls, audience: Audience, sql: SqlDialect, hashed: Callable[[str], str | None]) -> dict[str, str]:
         """Hashed destinations: SQL over the columns of `hash_sql` (`hashed(field)` names the column holding the
-        field's hash; `hashed("user_id")` the user id) giving a member's whole request row (WIRE_ROW) and its
-        identifier hashes (WIRE_HASHES), or NULL where Python must build them; handed over in `Member.hashed`
-        under those keys (and, where WIRE_ROW is not NULL, instead of the fields' hashes, which Python then does not
-        need). A first sync of 10^6 members then builds no row in Python. {}: nothing in SQL."""
+        field's hash, None for a field without one; `hashed("user_id")` the user id) giving a member's whole request
+        row (WIRE_ROW) and its identifier hashes (WIRE_HASHES), or NULL where Python must build them; handed over in
+        `Member.hashed` under those keys (and, where WIRE_ROW is not NULL, instead of the fields' hashes, which
+        Python then does not need). A first sync of 10^6 members then builds no row in Python. {}: nothing in SQL."""
         return {}
 
     def prepare(self, members: Sequence[Member]) -> None:

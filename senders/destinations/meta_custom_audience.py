@@ -181,7 +181,7 @@ class MetaCustomAudience(Destination):
         identifier survives (Python refuses the member with its reason)."""
         columns = list(audience.fields)
         identifiers = [c for c in columns if c in audience.identifiers and c != "user_id"]
-        if any(c != "user_id" and c not in cls.hash_sql(audience, sql, lambda c: c) for c in columns):
+        if any(hashed(c) is None for c in columns):  # a field without a hash column: Python builds the rows
             return {}
         pieces = []
         for name in columns:
