@@ -205,7 +205,7 @@ PAYLOAD_COLUMNS = ["audience", "user_id", "consent", "email_missing"]
 
 def audience_payloads(settings: Settings):
     """The rows the senders would send now, one per member and audience, decided by the senders' own code
-    (`read_candidates` and `skip_reason` in senders/sync.py): one definition of who leaves the warehouse.
+    (`read_candidates` in senders/sync.py, with its SQL skip reasons): one definition of who leaves the warehouse.
 
     `consent` is the member's flag for the audience's channel (True for internal exports); `email_missing` is
     1 when the audience sends the email field and the member has none. A member twice in an audience (a
@@ -214,15 +214,15 @@ def audience_payloads(settings: Settings):
 
     from senders.audiences import load_audiences
     from senders.state import Warehouse as SenderWarehouse
-    from senders.sync import member_fields, read_candidates, skip_reason
+    from senders.sync import member_fields, read_candidates
 
     rows = []
     with SenderWarehouse(settings) as wh:
         has_state, has_suppressions = wh.relation_exists("sync_state"), wh.relation_exists("sync_suppressions")
         for audience in load_audiences():
             candidates = read_candidates(wh, audience, has_state=has_state, has_suppressions=has_suppressions)
-            for candidate in candidates:
-                if not candidate.in_segment or skip_reason(audience, candidate.values) is not None:
+            for candidate, reason in candidates:
+                if not candidate.in_segment or reason is not None:
                     continue  # a leaver to remove, or a member the sender skips with a logged reason
                 email = member_fields(audience, candidate.values).get("email")
                 rows.append([audience.name, candidate.user_id, candidate.values["consent"],

@@ -7,7 +7,7 @@ For each audience of senders/audiences.yml, one run:
    table `sync_work`, with each member's skip reason and, where the warehouse can, its fingerprint and its whole
    request row (Destination.wire_sql); Python reads each member's id, decision and fingerprint, and the fields
    only of members the warehouse could not build (a built row is fetched with its batch);
-2. decides who may be sent (in SQL, `skip_reason_sql`, the same rules as `skip_reason`): a member is skipped,
+2. decides who may be sent (in SQL, `skip_reason_sql`, which the quality gate uses too): a member is skipped,
    with the reason logged, when in the global control group, in the campaign's control group (or not exposed to
    the campaign), without consent for the channel, suppressed on the channel, or without any of the audience's
    identifiers;
@@ -412,20 +412,25 @@ def to_candidates(query: CandidateQuery, rows: Iterable[tuple]) -> list[Candidat
     ]
 
 
-def read_candidates(wh: Warehouse, audience: Audience, *, has_state: bool, has_suppressions: bool) -> list[Candidate]:
-    """Segment members and the users the destination holds for the audience, with what the decision needs (the
-    quality gate's view of who leaves; the sync itself stages the same query with the destination's hashes and
-    rows, AudienceSync.stage)."""
+def read_candidates(
+    wh: Warehouse, audience: Audience, *, has_state: bool, has_suppressions: bool
+) -> list[tuple[Candidate, str | None]]:
+    """Segment members and the users the destination holds for the audience, each with what the decision needs
+    and its skip reason (None: it may be sent): the quality gate's view of who leaves, by the same query and
+    the same SQL decision that the sync stages with the destination's hashes and rows (AudienceSync.stage)."""
     query = candidate_query(wh, audience, has_state=has_state, has_suppressions=has_suppressions)
+    sql = f"select *, {skip_reason_sql(audience, query)} as reason from ({query.sql}) as c order by c0"
     try:
-        rows = wh.query(f"{query.sql} order by c0", query.params)
+        rows = wh.query(sql, query.params)
     except Exception as exc:
         raise cannot_read(audience, exc) from None
-    return to_candidates(query, rows)
+    return list(zip(to_candidates(query, rows), (row[-1] for row in rows), strict=True))
 
 
 def skip_reason_sql(audience: Audience, query: CandidateQuery) -> str:
-    """skip_reason in SQL over the columns of `query` (c0, c1, ...)."""
+    """Why a candidate may not be sent (null: it may), in SQL over the columns of `query` (c0, c1, ...): the
+    first that applies of no profile row, the global control group, the campaign's control group or not being
+    exposed to the campaign, no consent for the channel, a suppression, none of the audience's identifiers."""
     column = {name: f"c{i}" for i, name in enumerate(query.names)}
     cases = [
         (f"not {column['in_profile']}", "missing_identifier"),
@@ -467,29 +472,6 @@ def member_fields(audience: Audience, values: dict[str, Any]) -> dict[str, Any]:
         else:
             fields[column] = _plain(values.get(column))
     return fields
-
-
-def skip_reason(audience: Audience, values: dict[str, Any]) -> str | None:
-    if not values["in_profile"]:
-        return "missing_identifier"  # a segment member without a profile row: nothing to match on
-    if values["is_global_control"]:
-        return "global_control"
-    if audience.campaign is not None:
-        assignment = values["assignment"]
-        if assignment == "global_control":
-            return "global_control"
-        if assignment == "campaign_control":
-            return "campaign_control"
-        if assignment != "target":
-            return "not_in_campaign"
-    if values["consent"] is not True:
-        return "consent"
-    if values["suppressed"]:
-        return "suppressed"
-    for identifier in audience.identifiers:
-        if values.get(identifier) not in (None, ""):
-            return None
-    return "missing_identifier"
 
 
 # ---- batching ----------------------------------------------------------------------------------------------

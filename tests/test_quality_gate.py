@@ -76,7 +76,7 @@ def test_gate_passes_on_a_clean_build_records_each_suite_and_publishes_data_docs
 
 
 def test_the_payloads_are_what_the_sender_sends_and_a_duplicate_profile_fails(warehouse_copy, tmp_path):
-    """The audience payloads come from the senders' own decision (read_candidates, skip_reason): a segment
+    """The audience payloads come from the senders' own decision (read_candidates and its SQL skip reasons): a segment
     member without consent is skipped there, so it is not in the payload and fails nothing; a member with two
     profile rows would be sent from one of two profiles, and fails the gate before anything is sent."""
     settings = settings_for(warehouse_copy, tmp_path / "out")

@@ -106,6 +106,6 @@ def test_the_warehouse_fingerprints_members_as_python_does(rows):
         with Warehouse(settings_for(wh, tmp_path / "out")) as warehouse:
             candidates = read_candidates(warehouse, audience, has_state=False, has_suppressions=False)
         assert len(candidates) == len(rows)
-        for candidate in candidates:
+        for candidate, _ in candidates:
             if candidate.fingerprint is not None or candidate.values["name"] is None:
                 assert candidate.fingerprint == fingerprint(member_fields(audience, candidate.values)), candidate
