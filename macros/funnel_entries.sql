@@ -52,7 +52,8 @@
     ),
 
     {#- per touched user, the step-1 time from which entries are recomputed: all of them (from 1900) for a
-        user who owns or owned records on a re-resolved device and when everyone is recomputed; otherwise the
+        user who owns or owned records on a re-resolved device (int_identity__device_owners, through
+        incremental_reresolved_users) and when everyone is recomputed; otherwise the
         earliest new or newly visible record minus the longest funnel window. An earlier entry cannot change:
         its steps lie within its window, before any new event, and a step is the earliest event after the
         step before it, so a later event is never chosen instead. -#}
@@ -65,10 +66,7 @@
             select
                 record_users.user_id,
                 case
-                    when
-                        recompute_all.everyone
-                        or record_users.device_id in (select changed_devices.device_id from changed_devices)
-                        then cast('1900-01-01' as timestamp)
+                    when recompute_all.everyone then cast('1900-01-01' as timestamp)
                     else {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }}
                 end as recompute_from
             from {{ ref('int_identity__record_users') }} as record_users
@@ -76,12 +74,13 @@
             cross join recompute_all
             where
                 recompute_all.everyone
-                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at') }}
             union all
+            {#- the owners of re-resolved devices (their records' users) and, on a rerun, everyone held #}
             select
-                'anon:' || device_id as user_id,
+                reresolved.user_id,
                 cast('1900-01-01' as timestamp) as recompute_from
-            from changed_devices
+            from ({{ incremental_reresolved_users() }}) as reresolved
             union all
             select
                 entries.user_id,

@@ -12,7 +12,8 @@
         cross join watermark
         where
             record_users.record_kind = 'profile'
-            and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+            -- the profile records of re-resolved devices belong to their owners, all in the union below
+            and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at') }}
         union
         {{ incremental_reresolved_users() }}
 

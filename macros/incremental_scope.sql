@@ -18,8 +18,9 @@
                      removes a switch (the same identity, earlier) is itself a switch, so its device is
                      found too. switches_only=false gives every device with a new login: what
                      int_identity__device_switches itself needs, being the table that says which logins
-                     are switches. -#}
-{% macro incremental_scope(record_at_column, switches_only=true) %}
+                     are switches. devices=false leaves this CTE out (int_identity__device_owners, which
+                     finds its devices among the new records). -#}
+{% macro incremental_scope(record_at_column, switches_only=true, devices=true) %}
     watermark as (
 
         select
@@ -29,6 +30,7 @@
         from {{ this }}
 
     ),
+    {%- if devices %}
 
     changed_devices as (
 
@@ -57,4 +59,5 @@
         {%- endif %}
 
     ),
+    {%- endif %}
 {% endmacro %}
