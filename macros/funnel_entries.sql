@@ -38,16 +38,17 @@
     {% if is_incremental() %}
     {{ incremental_scope('last_event_at') }}
 
+    {#- a constant (incremental_constant), so that the filter on record_users below can skip row groups -#}
+    {%- set everyone = incremental_constant(
+        '(select ' ~ incremental_watermark('last_event_at').as_of_moved_back
+        ~ ' or ' ~ ('true' if relative_ops else 'false')
+        ~ ' or exists (select 1 from ' ~ this ~ ' as entries where entries.definitions_digest <> '
+        ~ segment_literal(digest) ~ '))',
+        'boolean',
+    ) %}
     recompute_all as (
 
-        select
-            watermark.as_of_moved_back
-            or {{ 'true' if relative_ops else 'false' }}
-            or exists (
-                select 1 from {{ this }} as entries
-                where entries.definitions_digest <> {{ segment_literal(digest) }}
-            ) as everyone
-        from watermark
+        select {{ everyone }} as everyone
 
     ),
 
@@ -66,15 +67,13 @@
             select
                 record_users.user_id,
                 case
-                    when recompute_all.everyone then cast('1900-01-01' as timestamp)
+                    when {{ everyone }} then cast('1900-01-01' as timestamp)
                     else {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }}
                 end as recompute_from
             from {{ ref('int_identity__record_users') }} as record_users
-            cross join watermark
-            cross join recompute_all
             where
-                recompute_all.everyone
-                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at') }}
+                {{ everyone }}
+                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='last_event_at') }}
             union all
             {#- the owners of re-resolved devices (their records' users) and, on a rerun, everyone held #}
             select

@@ -1,6 +1,7 @@
 {#- The two CTEs every identity-aware incremental model starts with (inside `{% if is_incremental() %}`),
     each followed by a comma, ready for the model's own CTEs:
-    watermark        one row: loaded_since (incremental_loaded_since); record_since, the latest record
+    watermark        one row of constants (incremental_watermark, evaluated when the run starts):
+                     loaded_since (incremental_loaded_since); record_since, the latest record
                      time held (records after it were beyond the previous run's as-of instant and become
                      visible now); as_of_moved_back, true when the model holds records after this run's
                      as-of instant (a rerun or backfill of an earlier day: everything is decided again,
@@ -21,13 +22,13 @@
                      are switches. devices=false leaves this CTE out (int_identity__device_owners, which
                      finds its devices among the new records). -#}
 {% macro incremental_scope(record_at_column, switches_only=true, devices=true) %}
+    {%- set constants = incremental_watermark(record_at_column) %}
     watermark as (
 
         select
-            {{ incremental_loaded_since('loaded_at') }} as loaded_since,
-            coalesce(max({{ record_at_column }}), cast('1900-01-01' as timestamp)) as record_since,
-            coalesce(max({{ record_at_column }}) > {{ rekindle_as_of() }}, false) as as_of_moved_back
-        from {{ this }}
+            {{ constants.loaded_since }} as loaded_since,
+            {{ constants.record_since }} as record_since,
+            {{ constants.as_of_moved_back }} as as_of_moved_back
 
     ),
     {%- if devices %}
@@ -53,7 +54,10 @@
             logins.identity is not null
             and logins.device_id is not null
             and logins.{{ record_at }} <= {{ rekindle_as_of() }}
-            and (logins.loaded_at > watermark.loaded_since or logins.{{ record_at }} > watermark.record_since)
+            and (
+                logins.loaded_at > {{ constants.loaded_since }}
+                or logins.{{ record_at }} > {{ constants.record_since }}
+            )
         {% if not loop.last %}union{% endif %}
         {%- endfor %}
         {%- endif %}

@@ -42,10 +42,9 @@ records as (
         record_users.resolved_by in ('identity', 'anonymous_device') as is_own
     from {{ ref('int_identity__record_users') }} as record_users
     {% if is_incremental() %}
-        cross join watermark
         where
             record_users.device_id is not null
-            and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at') }}
+            and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='last_record_at') }}
     {% else %}
         where record_users.device_id is not null
     {% endif %}

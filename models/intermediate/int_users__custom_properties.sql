@@ -20,7 +20,7 @@ with
 
 {% if is_incremental() %}
 {{ incremental_scope('last_profile_at') }}
-{{ incremental_profile_users() }}
+{{ incremental_profile_users('last_profile_at') }}
 {% endif %}
 
 record_users as (

@@ -25,7 +25,7 @@ with
 
 {% if is_incremental() %}
 {{ incremental_scope('last_profile_at') }}
-{{ incremental_profile_users() }}
+{{ incremental_profile_users('last_profile_at') }}
 {% endif %}
 
 profiles as (

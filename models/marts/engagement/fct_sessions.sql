@@ -46,11 +46,10 @@ gained_events as (
         record_users.user_id,
         min(record_users.record_at) as earliest_new_at
     from {{ ref('int_identity__record_users') }} as record_users
-    cross join watermark
     where
         record_users.record_kind = 'event'
         -- the records of re-resolved devices belong to their owners, all in rebuilt_users
-        and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at') }}
+        and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='ended_at') }}
         and record_users.user_id not in (select rebuilt_users.user_id from rebuilt_users)
     group by record_users.user_id
 
