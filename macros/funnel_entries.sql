@@ -66,14 +66,17 @@
         from (
             select
                 record_users.user_id,
-                case
-                    when {{ everyone }} then cast('1900-01-01' as timestamp)
-                    else {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }}
-                end as recompute_from
+                {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }} as recompute_from
             from {{ ref('int_identity__record_users') }} as record_users
-            where
-                {{ everyone }}
-                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='last_event_at') }}
+            where {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='last_event_at') }}
+            union all
+            {#- a branch of its own, not an `or` in the filter above: DuckDB prunes row groups on that filter only
+                without a constant or'ed around it (at 10M events: 4 of 85 row groups read instead of 85) #}
+            select
+                record_users.user_id,
+                cast('1900-01-01' as timestamp) as recompute_from
+            from {{ ref('int_identity__record_users') }} as record_users
+            where {{ everyone }}
             union all
             {#- the owners of re-resolved devices (their records' users) and, on a rerun, everyone held #}
             select
