@@ -150,6 +150,7 @@ def render_entries_model(funnels: list[Funnel]) -> str:
         + "-- depends_on: {{ ref('stg_clevertap__profiles') }}\n"
         + "-- depends_on: {{ ref('int_identity__device_switches') }}\n"
         + "-- depends_on: {{ ref('int_identity__record_users') }}\n"
+        + "-- depends_on: {{ ref('int_identity__device_owners') }}\n"
         + "{{ config(\n"
         + "    materialized='incremental',\n"
         + "    incremental_strategy='delete+insert',\n"

@@ -38,21 +38,23 @@
     {% if is_incremental() %}
     {{ incremental_scope('last_event_at') }}
 
+    {#- a constant (incremental_constant), so that the filter on record_users below can skip row groups -#}
+    {%- set everyone = incremental_constant(
+        '(select ' ~ incremental_watermark('last_event_at').as_of_moved_back
+        ~ ' or ' ~ ('true' if relative_ops else 'false')
+        ~ ' or exists (select 1 from ' ~ this ~ ' as entries where entries.definitions_digest <> '
+        ~ segment_literal(digest) ~ '))',
+        'boolean',
+    ) %}
     recompute_all as (
 
-        select
-            watermark.as_of_moved_back
-            or {{ 'true' if relative_ops else 'false' }}
-            or exists (
-                select 1 from {{ this }} as entries
-                where entries.definitions_digest <> {{ segment_literal(digest) }}
-            ) as everyone
-        from watermark
+        select {{ everyone }} as everyone
 
     ),
 
     {#- per touched user, the step-1 time from which entries are recomputed: all of them (from 1900) for a
-        user who owns or owned records on a re-resolved device and when everyone is recomputed; otherwise the
+        user who owns or owned records on a re-resolved device (int_identity__device_owners, through
+        incremental_reresolved_users) and when everyone is recomputed; otherwise the
         earliest new or newly visible record minus the longest funnel window. An earlier entry cannot change:
         its steps lie within its window, before any new event, and a step is the earliest event after the
         step before it, so a later event is never chosen instead. -#}
@@ -64,24 +66,23 @@
         from (
             select
                 record_users.user_id,
-                case
-                    when
-                        recompute_all.everyone
-                        or record_users.device_id in (select changed_devices.device_id from changed_devices)
-                        then cast('1900-01-01' as timestamp)
-                    else {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }}
-                end as recompute_from
+                {{ dbt.dateadd('second', -1 * max_window_seconds, 'record_users.record_at') }} as recompute_from
             from {{ ref('int_identity__record_users') }} as record_users
-            cross join watermark
-            cross join recompute_all
-            where
-                recompute_all.everyone
-                or {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+            where {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='last_event_at') }}
             union all
+            {#- a branch of its own, not an `or` in the filter above: DuckDB prunes row groups on that filter only
+                without a constant or'ed around it (at 10M events: 4 of 85 row groups read instead of 85) #}
             select
-                'anon:' || device_id as user_id,
+                record_users.user_id,
                 cast('1900-01-01' as timestamp) as recompute_from
-            from changed_devices
+            from {{ ref('int_identity__record_users') }} as record_users
+            where {{ everyone }}
+            union all
+            {#- the owners of re-resolved devices (their records' users) and, on a rerun, everyone held #}
+            select
+                reresolved.user_id,
+                cast('1900-01-01' as timestamp) as recompute_from
+            from ({{ incremental_reresolved_users() }}) as reresolved
             union all
             select
                 entries.user_id,

@@ -1,6 +1,7 @@
 {#- The two CTEs every identity-aware incremental model starts with (inside `{% if is_incremental() %}`),
     each followed by a comma, ready for the model's own CTEs:
-    watermark        one row: loaded_since (incremental_loaded_since); record_since, the latest record
+    watermark        one row of constants (incremental_watermark, evaluated when the run starts):
+                     loaded_since (incremental_loaded_since); record_since, the latest record
                      time held (records after it were beyond the previous run's as-of instant and become
                      visible now); as_of_moved_back, true when the model holds records after this run's
                      as-of instant (a rerun or backfill of an earlier day: everything is decided again,
@@ -18,17 +19,19 @@
                      removes a switch (the same identity, earlier) is itself a switch, so its device is
                      found too. switches_only=false gives every device with a new login: what
                      int_identity__device_switches itself needs, being the table that says which logins
-                     are switches. -#}
-{% macro incremental_scope(record_at_column, switches_only=true) %}
+                     are switches. devices=false leaves this CTE out (int_identity__device_owners, which
+                     finds its devices among the new records). -#}
+{% macro incremental_scope(record_at_column, switches_only=true, devices=true) %}
+    {%- set constants = incremental_watermark(record_at_column) %}
     watermark as (
 
         select
-            {{ incremental_loaded_since('loaded_at') }} as loaded_since,
-            coalesce(max({{ record_at_column }}), cast('1900-01-01' as timestamp)) as record_since,
-            coalesce(max({{ record_at_column }}) > {{ rekindle_as_of() }}, false) as as_of_moved_back
-        from {{ this }}
+            {{ constants.loaded_since }} as loaded_since,
+            {{ constants.record_since }} as record_since,
+            {{ constants.as_of_moved_back }} as as_of_moved_back
 
     ),
+    {%- if devices %}
 
     changed_devices as (
 
@@ -51,10 +54,14 @@
             logins.identity is not null
             and logins.device_id is not null
             and logins.{{ record_at }} <= {{ rekindle_as_of() }}
-            and (logins.loaded_at > watermark.loaded_since or logins.{{ record_at }} > watermark.record_since)
+            and (
+                logins.loaded_at > {{ constants.loaded_since }}
+                or logins.{{ record_at }} > {{ constants.record_since }}
+            )
         {% if not loop.last %}union{% endif %}
         {%- endfor %}
         {%- endif %}
 
     ),
+    {%- endif %}
 {% endmacro %}

@@ -174,7 +174,13 @@ def assert_equals_full_refresh(warehouse, as_of: datetime, tmp: Path) -> None:
         tmp=tmp,
     )
     models = incremental_models(tmp)
-    assert {"stg_clevertap__events", "int_identity__record_users", "fct_events", "fct_sessions"} <= set(models)
+    assert {
+        "stg_clevertap__events",
+        "int_identity__record_users",
+        "int_identity__device_owners",
+        "fct_events",
+        "fct_sessions",
+    } <= set(models)
     differ = {}
     for model in models:
         incremental, refreshed = warehouse.row_digests(model), full.row_digests(model)

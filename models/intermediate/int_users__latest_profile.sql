@@ -8,6 +8,7 @@
 -- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
+-- depends_on: {{ ref('int_identity__device_owners') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -24,7 +25,7 @@ with
 
 {% if is_incremental() %}
 {{ incremental_scope('last_profile_at') }}
-{{ incremental_profile_users() }}
+{{ incremental_profile_users('last_profile_at') }}
 {% endif %}
 
 profiles as (

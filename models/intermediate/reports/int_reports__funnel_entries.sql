@@ -5,6 +5,7 @@
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__record_users') }}
+-- depends_on: {{ ref('int_identity__device_owners') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

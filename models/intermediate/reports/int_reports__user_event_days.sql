@@ -14,6 +14,7 @@
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__record_users') }}
+-- depends_on: {{ ref('int_identity__device_owners') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -41,14 +42,14 @@ scoped_events as (
 
 ),
 
--- everyone who owns or owned records on a re-resolved device
+-- everyone who owns or owned records on a re-resolved device (macros/incremental_reresolved_users.sql)
 device_owners as (
 
     select
-        record_users.device_id,
-        record_users.user_id
-    from {{ ref('int_identity__record_users') }} as record_users
-    where record_users.device_id in (select changed_devices.device_id from changed_devices)
+        owners.device_id,
+        owners.user_id
+    from {{ ref('int_identity__device_owners') }} as owners
+    where owners.device_id in (select changed_devices.device_id from changed_devices)
     union
     select
         device_id,

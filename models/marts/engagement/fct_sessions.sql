@@ -16,6 +16,7 @@
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__record_users') }}
+-- depends_on: {{ ref('int_identity__device_owners') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -45,10 +46,10 @@ gained_events as (
         record_users.user_id,
         min(record_users.record_at) as earliest_new_at
     from {{ ref('int_identity__record_users') }} as record_users
-    cross join watermark
     where
         record_users.record_kind = 'event'
-        and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', 'record_users.device_id') }}
+        -- the records of re-resolved devices belong to their owners, all in rebuilt_users
+        and {{ incremental_in_scope('record_users.loaded_at', 'record_users.record_at', watermark_of='ended_at') }}
         and record_users.user_id not in (select rebuilt_users.user_id from rebuilt_users)
     group by record_users.user_id
 
