@@ -30,6 +30,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BASELINE = "read_json into a table (baseline)"
 INCREMENT_SHARE = 0.01  # of all event lines, held back for the incremental build
+INCREMENTAL_MODELS_SHOWN = 10  # the incremental build's costliest models, listed under its ratio
 DBT_PARTS = ("dbt_build_orders", "dbt_build")  # rekindle_daily's two dbt tasks
 
 
@@ -317,10 +318,20 @@ def stage_results(run: Run, stage: str) -> list[list[dict]]:
     return [json.loads(file.read_text())["results"] for file in sorted(run.results.glob(f"{stage}-*.json"))]
 
 
+def model_times(run: Run, *stages: str) -> dict[str, float]:
+    """dbt's execution time of each model the stages built, by model name (tests and snapshots left out)."""
+    return {
+        r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"]
+        for stage in stages
+        for part in stage_results(run, stage)
+        for r in part
+        if r["unique_id"].startswith("model.")
+    }
+
+
 def model_seconds(run: Run, stage: str) -> float:
     """Sum of dbt's per-model execution times over the parts a stage built (tests and snapshots left out)."""
-    results = stage_results(run, stage)
-    return sum(r["execution_time"] for part in results for r in part if r["unique_id"].startswith("model."))
+    return sum(model_times(run, stage).values())
 
 
 def nodes_span(run: Run, stage: str) -> float:
@@ -417,6 +428,12 @@ def report(run: Run, stages: list[Stage], extra: list[Stage], airflow: Stage | N
             f"incremental dbt build after {INCREMENT_SHARE:.0%} more events / full dbt build: "
             f"{wall:.2f}× wall (tests included), {models:.2f}× model time"
         )
+        # where an incremental run's time goes: the models that cost it most, beside their full build
+        incremental, full_times = model_times(run, "dbt_incremental"), model_times(run, *DBT_PARTS)
+        costliest = sorted(incremental, key=incremental.get, reverse=True)[:INCREMENTAL_MODELS_SHOWN]
+        print(f"  of its {len(incremental)} models, the costliest (incremental s / full s):")
+        for name in costliest:
+            print(f"  {name:<45} {incremental[name]:>6.2f} / {full_times.get(name, 0):>6.2f}")
     if "20 segments (dbt run)" in by_name:
         import json
 
