@@ -141,6 +141,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # listen() backlog. socketserver's default of 5 is overrun when dozens of clients connect at once on a busy
+    # machine (the one accepting thread falls behind): connections were reset and a thread-safety test lost 3 of
+    # 32 requests. A real API server's backlog is in the hundreds.
+    request_queue_size = 128
 
     def __init__(self, fake: FakeServer) -> None:
         self.fake = fake
