@@ -320,7 +320,8 @@ class Warehouse:
         lists = [v for v in values.values() if isinstance(v, list)]
         if not lists or not lists[0]:
             return
-        assert all(len(v) == len(lists[0]) for v in lists), f"{write.table}: columns of different lengths"
+        if any(len(v) != len(lists[0]) for v in lists):  # unnest would pad the short ones with nulls
+            raise ValueError(f"{write.table}: columns of different lengths")
         selected, params = [], []
         for name, value in values.items():
             # a list is unnested (a row per element, all lists side by side), a shared value bound once

@@ -635,11 +635,7 @@ class AudienceSync:
         Python from their fields."""
         a = self.audience
         # Python builds the members the warehouse could not: no whole row, or no fingerprint
-        python = "true" if self.wire is None else f"{self.wire} is null"
-        if self.wire is not None and not query.fingerprinted:
-            python = "true"
-        elif query.fingerprinted:
-            python = f"({python} or fp is null)"
+        python = f"({self.wire} is null or fp is null)" if self.wire and query.fingerprinted else "true"
         fp = "fp" if query.fingerprinted else "null"
         rows = self.wh.query(f"select c0, c1, reason, {fp}, {python} from {self.wh.work} order by c0")
         built = {}

@@ -42,19 +42,10 @@ scoped_events as (
 
 ),
 
--- everyone who owns or owned records on a re-resolved device (macros/incremental_reresolved_users.sql)
+-- everyone who owns or owned records on a re-resolved device, by device
 device_owners as (
 
-    select
-        owners.device_id,
-        owners.user_id
-    from {{ ref('int_identity__device_owners') }} as owners
-    where owners.device_id in (select changed_devices.device_id from changed_devices)
-    union
-    select
-        device_id,
-        'anon:' || device_id as user_id
-    from changed_devices
+    {{ reresolved_device_owners() }}
 
 ),
 
