@@ -17,7 +17,11 @@
                      of the login records behind each switch), not from a join of every login in staging
                      with it: that join cost seconds per model at 10 million events. A late login that
                      removes a switch (the same identity, earlier) is itself a switch, so its device is
-                     found too. switches_only=false gives every device with a new login: what
+                     found too. Beside it, revealed_devices: the changed devices whose switch was
+                     loaded by the watermark and only became visible now (the as-of instant moved
+                     past it), the ones incremental_resolved_records cannot find by load time; no
+                     device in a run whose as-of instant only moves with the loads.
+                     switches_only=false gives every device with a new login: what
                      int_identity__device_switches itself needs, being the table that says which logins
                      are switches. devices=false leaves this CTE out (int_identity__device_owners, which
                      finds its devices among the new records). -#}
@@ -63,5 +67,18 @@
         {%- endif %}
 
     ),
+    {%- if switches_only %}
+
+    revealed_devices as (
+
+        select distinct switches.device_id
+        from {{ ref('int_identity__device_switches') }} as switches
+        cross join watermark
+        where
+            switches.switched_at > watermark.record_since
+            and switches.login_loaded_at <= watermark.loaded_since
+
+    ),
+    {%- endif %}
     {%- endif %}
 {% endmacro %}

@@ -83,6 +83,17 @@ first_login as (
 
 ),
 
+-- the latest load that changed a device's switches: every record on the device was resolved again then
+device_logins as (
+
+    select
+        device_id,
+        max(login_loaded_at) as latest_login_loaded_at
+    from switches
+    group by device_id
+
+),
+
 final as (
 
     select
@@ -99,12 +110,20 @@ final as (
             when first_login.identity is not null then 'device_adopted_before_login'
             when records.device_id is not null then 'anonymous_device'
         end as resolved_by,
-        records.loaded_at
+        records.loaded_at,
+        -- the later of the record's load and its device's latest switch load (see the YAML): the records an
+        -- incremental run wrote are exactly those past the watermark, and they sit at the table's end
+        case
+            when device_logins.latest_login_loaded_at > records.loaded_at then device_logins.latest_login_loaded_at
+            else records.loaded_at
+        end as resolved_loaded_at
     from in_scope as records
     left join latest_login_before
         on records.record_key = latest_login_before.record_key and latest_login_before.recency = 1
     left join first_login
         on records.device_id = first_login.device_id
+    left join device_logins
+        on records.device_id = device_logins.device_id
     -- a record whose only ids were junk belongs to nobody; it stays in raw.events for audit
     where coalesce(records.identity, records.device_id) is not null
 

@@ -3,7 +3,7 @@
 --
 -- Incremental by (user, day): a run recomputes the user-days its new events fall on, with the same scope
 -- as fct_events (macros/incremental_scope.sql: new loads, newly visible events, devices whose identity
--- history changed) read back from fct_events. A re-resolved device moves events between users: the days
+-- history changed) read from int_identity__record_users by resolved_loaded_at. A re-resolved device moves events between users: the days
 -- of its events are recomputed for every user who owns or owned records there (the old owner logged in on
 -- the device, so it is among its record owners, or is its anon: user; see fct_sessions). A touched
 -- user-day left with no events gets a placeholder row (null event_name) so that delete+insert removes its
@@ -30,15 +30,19 @@ with
 {% if is_incremental() %}
 {{ incremental_scope('last_event_at') }}
 
+-- the events that are new, newly visible or re-resolved, with their (new) users: the same records
+-- fct_events took, found by resolved_loaded_at (macros/incremental_resolved_records.sql)
 scoped_events as (
 
     select
-        events.user_id,
-        events.device_id,
-        cast(events.event_at as date) as activity_date
-    from {{ ref('fct_events') }} as events
-    cross join watermark
-    where {{ incremental_in_scope('events.loaded_at', 'events.event_at', 'events.device_id') }}
+        records.user_id,
+        records.device_id,
+        cast(records.record_at as date) as activity_date
+    from (
+        {{ incremental_resolved_records(
+            'record_users.user_id, record_users.device_id, record_users.record_at', 'last_event_at', 'event'
+        ) }}
+    ) as records
 
 ),
 

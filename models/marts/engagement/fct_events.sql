@@ -1,7 +1,9 @@
 -- Incremental: a run takes the events loaded since its watermark, the events that became visible
 -- (up to the as-of instant), and every event of a device whose identity history changed, since any
--- of them may now belong to someone else; they replace their earlier rows by event_key. A test
--- (tests/test_incremental.py) holds this equal to a full refresh row for row.
+-- of them may now belong to someone else; they replace their earlier rows by event_key. It finds them
+-- in int_identity__record_users, where their resolved_loaded_at or event time passes the watermark
+-- (macros/incremental_resolved_records.sql). A test (tests/test_incremental.py) holds this equal to a
+-- full refresh row for row.
 -- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
@@ -18,21 +20,30 @@ with
 {{ incremental_scope('event_at') }}
 {% endif %}
 
+record_users as (
+
+    {% if is_incremental() %}
+        {{ incremental_resolved_records(
+            'record_users.record_key, record_users.user_id, record_users.resolved_by', 'event_at', 'event'
+        ) }}
+    {% else %}
+        select
+            record_key,
+            user_id,
+            resolved_by
+        from {{ ref('int_identity__record_users') }}
+        where record_kind = 'event'
+    {% endif %}
+
+),
+
 events as (
 
     select events.*
     from {{ ref('stg_clevertap__events') }} as events
     {% if is_incremental() %}
-        cross join watermark
-        where {{ incremental_in_scope('events.loaded_at', 'events.event_at', 'events.device_id') }}
+        where events.event_key in (select record_users.record_key from record_users)
     {% endif %}
-
-),
-
-record_users as (
-
-    select * from {{ ref('int_identity__record_users') }}
-    where record_kind = 'event'
 
 ),
 

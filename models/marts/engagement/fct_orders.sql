@@ -8,6 +8,7 @@
 -- depends_on: {{ ref('stg_clevertap__events') }}
 -- depends_on: {{ ref('stg_clevertap__profiles') }}
 -- depends_on: {{ ref('int_identity__device_switches') }}
+-- depends_on: {{ ref('int_identity__record_users') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -24,10 +25,12 @@ touched_orders as (
 
     select coalesce(events.charged_id, events.event_key) as order_id
     from {{ ref('fct_events') }} as events
-    cross join watermark
     where
         events.event_name = 'Charged'
-        and {{ incremental_in_scope('events.loaded_at', 'events.event_at', 'events.device_id') }}
+        and events.event_key in (
+            select records.record_key
+            from ({{ incremental_resolved_records('record_users.record_key', 'ordered_at', 'event') }}) as records
+        )
 
 ),
 {% endif %}
