@@ -70,3 +70,8 @@ final as (
 )
 
 select * from final
+{% if not is_incremental() %}
+    -- one day's events in a few row groups, as incremental runs leave them: the models that read the recent
+    -- events of touched users skip the rest (macros/zone_map_order.sql)
+    {{ zone_map_order('final.event_at') }}
+{% endif %}
