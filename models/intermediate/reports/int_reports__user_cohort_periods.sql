@@ -9,8 +9,9 @@
 -- Incremental by user: a user's rows depend on all their user-days (the first first_event may move), so a
 -- run replaces every row of the users whose user-days int_reports__user_event_days replaced
 -- (macros/report_touched_users.sql), and everyone when the as-of instant moved back or the rows were
--- computed from other pairs or excluded events (definitions_digest). A touched user left with no user-days gets a placeholder (null last_event_at) that
--- delete+insert uses and a post-hook deletes. tests/test_incremental.py holds it equal to a full refresh.
+-- computed from other pairs or excluded events (definitions_digest). A touched user left with no user-days
+-- gets a placeholder (null last_event_at) that delete+insert uses and a post-hook deletes.
+-- tests/test_incremental.py holds it equal to a full refresh.
 -- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__device_owners') }}
