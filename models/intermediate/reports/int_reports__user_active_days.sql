@@ -26,6 +26,7 @@ with
 
 {% if is_incremental() %}
 {{ report_touched_users(digest) }}
+
 {% endif %}
 
 user_event_days as (
@@ -44,7 +45,7 @@ user_event_days as (
 
 ),
 
-{#- the user's latest event and load over all their user-days (every event is in one) -#}
+-- the user's latest event and load over all their user-days (every event is in one)
 users as (
 
     select
@@ -93,7 +94,12 @@ final as (
         users.loaded_at,
         {{ segment_literal(digest) }} as definitions_digest
     from users
-    where not exists (select 1 from active_days where active_days.user_id = users.user_id)
+    where
+        not exists (
+            select 1
+            from active_days
+            where active_days.user_id = users.user_id
+        )
     {%- if is_incremental() %}
     union all
     -- placeholders for touched users left with no user-days: removed by the post-hook
@@ -106,7 +112,12 @@ final as (
         cast(null as {{ dbt.type_timestamp() }}) as loaded_at,
         {{ segment_literal(digest) }} as definitions_digest
     from touched_users
-    where not exists (select 1 from users where users.user_id = touched_users.user_id)
+    where
+        not exists (
+            select 1
+            from users
+            where users.user_id = touched_users.user_id
+        )
     {%- endif %}
 
 )

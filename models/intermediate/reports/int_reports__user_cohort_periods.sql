@@ -23,12 +23,12 @@
 ) }}
 {%- set pairs = report_event_pairs() %}
 {%- set digest = local_md5(tojson([pairs, var('rekindle_engagement_excluded_events')])) %}
-{%- set grains = ['week', 'month'] %}
 
 with
 
 {% if is_incremental() %}
 {{ report_touched_users(digest) }}
+
 {% endif %}
 
 user_event_days as (
@@ -46,7 +46,7 @@ user_event_days as (
 
 ),
 
-{#- the user's latest event and load over all their user-days (every event is in one) -#}
+-- the user's latest event and load over all their user-days (every event is in one)
 users as (
 
     select
@@ -58,98 +58,100 @@ users as (
 
 ),
 
-{%- for pair in pairs %}
-{%- set p = loop.index %}
+grains as (
 
-pair_{{ p }}_first_dates as (
-
-    select
-        user_id,
-        min(activity_date) as first_date
-    from user_event_days
-    where {{ report_event_matches(pair[0]) }}
-    group by user_id
-
-),
-
-pair_{{ p }}_return_dates as (
-
-    select distinct
-        user_id,
-        activity_date
-    from user_event_days
-    where {{ report_event_matches(pair[1]) }}
-
-),
-
-{%- for grain in grains %}
-
-pair_{{ p }}_{{ grain }}_cohorts as (
-
-    select
-        user_id,
-        {{ report_period_start('first_date', grain) }} as cohort_start
-    from pair_{{ p }}_first_dates
-
-),
-
-pair_{{ p }}_{{ grain }}_returns as (
-
-    select distinct
-        user_id,
-        {{ report_period_start('activity_date', grain) }} as period_start
-    from pair_{{ p }}_return_dates
-
-),
-
-pair_{{ p }}_{{ grain }} as (
-
-    -- the periods from the cohort's own on in which the user returned
-    select
-        cohorts.user_id,
-        cohorts.cohort_start,
-        returns.period_start,
-        true as is_retained
-    from pair_{{ p }}_{{ grain }}_cohorts as cohorts
-    inner join pair_{{ p }}_{{ grain }}_returns as returns
-        on
-            cohorts.user_id = returns.user_id
-            and cohorts.cohort_start <= returns.period_start
+    select 'week' as cohort_grain
     union all
-    -- the cohort's own period when the user did no return_event in it (with a different first_event)
-    select
-        cohorts.user_id,
-        cohorts.cohort_start,
-        cohorts.cohort_start as period_start,
-        false as is_retained
-    from pair_{{ p }}_{{ grain }}_cohorts as cohorts
-    where not exists (
-        select 1
-        from pair_{{ p }}_{{ grain }}_returns as returns
-        where returns.user_id = cohorts.user_id and returns.period_start = cohorts.cohort_start
-    )
+    select 'month' as cohort_grain
 
 ),
-{%- endfor %}
-{%- endfor %}
+{% for pair in pairs %}
+    {%- set p = loop.index %}
 
+    -- the period of the user's first first_event, in each grain
+    pair_{{ p }}_cohorts as (
+
+        select
+            user_event_days.user_id,
+            grains.cohort_grain,
+            case
+                when grains.cohort_grain = 'week'
+                    then {{ report_period_start('min(user_event_days.activity_date)', 'week') }}
+                else {{ report_period_start('min(user_event_days.activity_date)', 'month') }}
+            end as cohort_start
+        from user_event_days
+        cross join grains
+        where {{ report_event_matches(pair[0], 'user_event_days.event_name') }}
+        group by user_event_days.user_id, grains.cohort_grain
+
+    ),
+
+    -- the periods in which the user did a return_event
+    pair_{{ p }}_returns as (
+
+        select distinct
+            user_event_days.user_id,
+            grains.cohort_grain,
+            case
+                when grains.cohort_grain = 'week'
+                    then {{ report_period_start('user_event_days.activity_date', 'week') }}
+                else {{ report_period_start('user_event_days.activity_date', 'month') }}
+            end as period_start
+        from user_event_days
+        cross join grains
+        where {{ report_event_matches(pair[1], 'user_event_days.event_name') }}
+
+    ),
+
+    pair_{{ p }} as (
+
+        -- the periods from the cohort's own on in which the user returned
+        select
+            cohorts.user_id,
+            cohorts.cohort_grain,
+            cohorts.cohort_start,
+            return_periods.period_start,
+            true as is_retained
+        from pair_{{ p }}_cohorts as cohorts
+        inner join pair_{{ p }}_returns as return_periods
+            on
+                cohorts.user_id = return_periods.user_id
+                and cohorts.cohort_grain = return_periods.cohort_grain
+                and cohorts.cohort_start <= return_periods.period_start
+        union all
+        -- the cohort's own period when the user did no return_event in it (with a different first_event)
+        select
+            cohorts.user_id,
+            cohorts.cohort_grain,
+            cohorts.cohort_start,
+            cohorts.cohort_start as period_start,
+            false as is_retained
+        from pair_{{ p }}_cohorts as cohorts
+        where
+            not exists (
+                select 1
+                from pair_{{ p }}_returns as return_periods
+                where
+                    return_periods.user_id = cohorts.user_id
+                    and return_periods.cohort_grain = cohorts.cohort_grain
+                    and return_periods.period_start = cohorts.cohort_start
+            )
+
+    ),
+{% endfor %}
 cohort_periods as (
 
     {%- for pair in pairs %}
-    {%- set p = loop.index %}
-    {%- for grain in grains %}
-    select
-        user_id,
-        {{ segment_literal(pair[0]) }} as first_event,
-        {{ segment_literal(pair[1]) }} as return_event,
-        '{{ grain }}' as cohort_grain,
-        cohort_start,
-        period_start,
-        is_retained
-    from pair_{{ p }}_{{ grain }}
-    {{ 'union all' if not loop.last }}
-    {%- endfor %}
-    {{ 'union all' if not loop.last }}
+        select
+            user_id,
+            {{ segment_literal(pair[0]) }} as first_event,
+            {{ segment_literal(pair[1]) }} as return_event,
+            cohort_grain,
+            cohort_start,
+            period_start,
+            is_retained
+        from pair_{{ loop.index }}
+        {{ 'union all' if not loop.last }}
     {%- endfor %}
 
 ),
@@ -183,7 +185,12 @@ final as (
         users.loaded_at,
         {{ segment_literal(digest) }} as definitions_digest
     from users
-    where not exists (select 1 from cohort_periods where cohort_periods.user_id = users.user_id)
+    where
+        not exists (
+            select 1
+            from cohort_periods
+            where cohort_periods.user_id = users.user_id
+        )
     {%- if is_incremental() %}
     union all
     -- placeholders for touched users left with no user-days: removed by the post-hook
@@ -199,7 +206,12 @@ final as (
         cast(null as {{ dbt.type_timestamp() }}) as loaded_at,
         {{ segment_literal(digest) }} as definitions_digest
     from touched_users
-    where not exists (select 1 from users where users.user_id = touched_users.user_id)
+    where
+        not exists (
+            select 1
+            from users
+            where users.user_id = touched_users.user_id
+        )
     {%- endif %}
 
 )

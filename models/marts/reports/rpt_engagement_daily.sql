@@ -35,7 +35,7 @@ sequenced as (
     select
         activity_date,
         previous_active_date as previous_date,
-        count(*) as users,
+        count(*) as active_users,
         sum(event_count) as events
     from {{ ref('int_reports__user_active_days') }}
     where activity_date is not null
@@ -55,7 +55,7 @@ presence_changes as (
                 then sequenced.activity_date
             else cast({{ dbt.dateadd('day', 'windows.window_days', 'sequenced.previous_date') }} as date)
         end as change_date,
-        sequenced.users as presence_change
+        sequenced.active_users as presence_change
     from sequenced
     cross join windows
     union all
@@ -63,7 +63,7 @@ presence_changes as (
     select
         windows.measure,
         cast({{ dbt.dateadd('day', 'windows.window_days', 'sequenced.activity_date') }} as date) as change_date,
-        -1 * sequenced.users as presence_change
+        -1 * sequenced.active_users as presence_change
     from sequenced
     cross join windows
 
@@ -85,7 +85,7 @@ daily_activity as (
 
     select
         activity_date,
-        sum(case when previous_date is null then users else 0 end) as new_users,
+        sum(case when previous_date is null then active_users else 0 end) as new_users,
         sum(events) as events
     from sequenced
     group by activity_date
