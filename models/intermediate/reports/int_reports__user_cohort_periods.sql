@@ -2,16 +2,17 @@
 -- rekindle_retention_event_pairs, cohort grain (week from Monday, month; UTC) and period: the cohort's own
 -- (the period of the user's first first_event), and every later one in which the user did a return_event.
 -- rpt_retention_cohorts only counts these rows, instead of finding first days and distinct return periods
--- among millions of user-days on every run. A user with events but in no cohort (notifications only) keeps
--- one row with a null pair, so that every user of int_reports__user_event_days has a row and the
--- table's maxima of last_event_at and loaded_at are exact watermarks.
+-- among millions of user-days on every run. Read from int_reports__user_report_days (the days of each event
+-- a pair names). A user with events but in no cohort (notifications only) keeps one row with a null pair,
+-- so that every user of int_reports__user_event_days has a row and the table's maxima of last_event_at and
+-- loaded_at are exact watermarks.
 --
--- Incremental by user: a user's rows depend on all their user-days (the first first_event may move), so a
--- run replaces every row of the users whose user-days int_reports__user_event_days replaced
+-- Incremental by user: a user's rows depend on all their days (the first first_event may move), so a
+-- run replaces every row of the users whose report days int_reports__user_report_days replaced
 -- (macros/report_touched_users.sql), and everyone when the as-of instant moved back or the rows were
 -- computed from other pairs or excluded events (definitions_digest). A touched user left with no user-days
--- gets a placeholder (null last_event_at) that delete+insert uses and a post-hook deletes.
--- tests/test_incremental.py holds it equal to a full refresh.
+-- (so no report days) gets a placeholder (null last_event_at) that delete+insert uses and a post-hook
+-- deletes. tests/test_incremental.py holds it equal to a full refresh.
 -- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__device_owners') }}
@@ -27,33 +28,33 @@
 with
 
 {% if is_incremental() %}
-{{ report_touched_users(digest) }}
+{{ report_touched_users(digest, ref('int_reports__user_report_days')) }}
 
 {% endif %}
 
-user_event_days as (
+report_days as (
 
     select
         user_id,
-        event_name,
+        report_event,
         activity_date,
         last_event_at,
         loaded_at
-    from {{ ref('int_reports__user_event_days') }}
+    from {{ ref('int_reports__user_report_days') }}
     {%- if is_incremental() %}
     where user_id in (select touched_users.user_id from touched_users)
     {%- endif %}
 
 ),
 
--- the user's latest event and load over all their user-days (every event is in one)
+-- the user's latest event and load (every report day of the user holds them)
 users as (
 
     select
         user_id,
         max(last_event_at) as last_event_at,
         max(loaded_at) as loaded_at
-    from user_event_days
+    from report_days
     group by user_id
 
 ),
@@ -72,17 +73,17 @@ grains as (
     pair_{{ p }}_cohorts as (
 
         select
-            user_event_days.user_id,
+            report_days.user_id,
             grains.cohort_grain,
             case
                 when grains.cohort_grain = 'week'
-                    then {{ report_period_start('min(user_event_days.activity_date)', 'week') }}
-                else {{ report_period_start('min(user_event_days.activity_date)', 'month') }}
+                    then {{ report_period_start('min(report_days.activity_date)', 'week') }}
+                else {{ report_period_start('min(report_days.activity_date)', 'month') }}
             end as cohort_start
-        from user_event_days
+        from report_days
         cross join grains
-        where {{ report_event_matches(pair[0], 'user_event_days.event_name') }}
-        group by user_event_days.user_id, grains.cohort_grain
+        where report_days.report_event = {{ segment_literal(pair[0]) }}
+        group by report_days.user_id, grains.cohort_grain
 
     ),
 
@@ -90,16 +91,16 @@ grains as (
     pair_{{ p }}_returns as (
 
         select distinct
-            user_event_days.user_id,
+            report_days.user_id,
             grains.cohort_grain,
             case
                 when grains.cohort_grain = 'week'
-                    then {{ report_period_start('user_event_days.activity_date', 'week') }}
-                else {{ report_period_start('user_event_days.activity_date', 'month') }}
+                    then {{ report_period_start('report_days.activity_date', 'week') }}
+                else {{ report_period_start('report_days.activity_date', 'month') }}
             end as period_start
-        from user_event_days
+        from report_days
         cross join grains
-        where {{ report_event_matches(pair[1], 'user_event_days.event_name') }}
+        where report_days.report_event = {{ segment_literal(pair[1]) }}
 
     ),
 

@@ -28,18 +28,19 @@ windows as (
 
 ),
 
--- the active user-days (int_reports__user_active_days, incremental by user) counted by day and the user's
--- previous active day: both are all the windows need, and there are hundreds of such pairs, not millions
+-- the active user-days (the `any` rows of int_reports__user_report_days, incremental by user) counted by
+-- day and the user's previous active day: both are all the windows need, and there are hundreds of such
+-- pairs, not millions
 sequenced as (
 
     select
         activity_date,
-        previous_active_date as previous_date,
+        previous_date,
         count(*) as active_users,
         sum(event_count) as events
-    from {{ ref('int_reports__user_active_days') }}
-    where activity_date is not null
-    group by activity_date, previous_active_date
+    from {{ ref('int_reports__user_report_days') }}
+    where report_event = 'any'
+    group by activity_date, previous_date
 
 ),
 
