@@ -28,27 +28,19 @@ windows as (
 
 ),
 
-active_days as (
-
-    select
-        user_id,
-        activity_date,
-        sum(event_count) as event_count
-    from {{ ref('int_reports__user_event_days') }}
-    where {{ report_event_matches('any') }}
-    group by user_id, activity_date
-
-),
-
+-- the active user-days (the `any` rows of int_reports__user_report_days, incremental by user) counted by
+-- day and the user's previous active day: both are all the windows need, and there are hundreds of such
+-- pairs, not millions
 sequenced as (
 
     select
-        user_id,
         activity_date,
-        event_count,
-        lag(activity_date) over (partition by user_id order by activity_date) as previous_date,
-        min(activity_date) over (partition by user_id) as first_date
-    from active_days
+        previous_date,
+        count(*) as active_users,
+        sum(event_count) as events
+    from {{ ref('int_reports__user_report_days') }}
+    where report_event = 'any'
+    group by activity_date, previous_date
 
 ),
 
@@ -64,7 +56,7 @@ presence_changes as (
                 then sequenced.activity_date
             else cast({{ dbt.dateadd('day', 'windows.window_days', 'sequenced.previous_date') }} as date)
         end as change_date,
-        1 as presence_change
+        sequenced.active_users as presence_change
     from sequenced
     cross join windows
     union all
@@ -72,7 +64,7 @@ presence_changes as (
     select
         windows.measure,
         cast({{ dbt.dateadd('day', 'windows.window_days', 'sequenced.activity_date') }} as date) as change_date,
-        -1 as presence_change
+        -1 * sequenced.active_users as presence_change
     from sequenced
     cross join windows
 
@@ -94,8 +86,8 @@ daily_activity as (
 
     select
         activity_date,
-        sum(case when activity_date = first_date then 1 else 0 end) as new_users,
-        sum(event_count) as events
+        sum(case when previous_date is null then active_users else 0 end) as new_users,
+        sum(events) as events
     from sequenced
     group by activity_date
 
@@ -103,7 +95,7 @@ daily_activity as (
 
 days as (
 
-    {{ report_spine('(select min(activity_date) from active_days)', '(select evaluated_at from as_of)') }}
+    {{ report_spine('(select min(activity_date) from sequenced)', '(select evaluated_at from as_of)') }}
 
 ),
 

@@ -2,18 +2,14 @@
 -- grains. A user's first first_event puts them in the cohort of that week (from Monday) or month; they are
 -- retained in period n (0 = the cohort's own) when they did a return_event in it. `any` is any event that
 -- makes a user active (var rekindle_engagement_excluded_events lists those that do not). Periods are UTC.
+-- The cohorts and return periods of each user come from int_reports__user_cohort_periods (incremental by
+-- user); what moves with the as-of instant (the periods that had begun, is_complete_period) is decided here.
 
 with
 
 as_of as (
 
     select {{ rekindle_as_of() }} as evaluated_at
-
-),
-
-event_pairs as (
-
-    {{ report_event_pairs() }}
 
 ),
 
@@ -25,94 +21,11 @@ grains as (
 
 ),
 
-user_event_days as (
+cohort_periods as (
 
-    select * from {{ ref('int_reports__user_event_days') }}
-
-),
-
-first_days as (
-
-    select
-        event_pairs.first_event,
-        event_pairs.return_event,
-        user_event_days.user_id,
-        min(user_event_days.activity_date) as first_date
-    from user_event_days
-    inner join event_pairs
-        on
-            user_event_days.event_name = event_pairs.first_event
-            or (event_pairs.first_event = 'any' and {{ report_event_matches('any', 'user_event_days.event_name') }})
-    group by event_pairs.first_event, event_pairs.return_event, user_event_days.user_id
-
-),
-
-return_days as (
-
-    select distinct
-        event_pairs.first_event,
-        event_pairs.return_event,
-        user_event_days.user_id,
-        user_event_days.activity_date
-    from user_event_days
-    inner join event_pairs
-        on
-            user_event_days.event_name = event_pairs.return_event
-            or (event_pairs.return_event = 'any' and {{ report_event_matches('any', 'user_event_days.event_name') }})
-
-),
-
-cohorts as (
-
-    select
-        first_days.first_event,
-        first_days.return_event,
-        grains.cohort_grain,
-        first_days.user_id,
-        case
-            when grains.cohort_grain = 'week' then {{ report_period_start('first_days.first_date', 'week') }}
-            else {{ report_period_start('first_days.first_date', 'month') }}
-        end as cohort_start
-    from first_days
-    cross join grains
-
-),
-
-returns as (
-
-    select distinct
-        return_days.first_event,
-        return_days.return_event,
-        grains.cohort_grain,
-        return_days.user_id,
-        case
-            when grains.cohort_grain = 'week' then {{ report_period_start('return_days.activity_date', 'week') }}
-            else {{ report_period_start('return_days.activity_date', 'month') }}
-        end as period_start
-    from return_days
-    cross join grains
-
-),
-
-retained as (
-
-    select
-        cohorts.first_event,
-        cohorts.return_event,
-        cohorts.cohort_grain,
-        cohorts.cohort_start,
-        returns.period_start,
-        count(*) as retained_users
-    from cohorts
-    inner join returns
-        on
-            cohorts.first_event = returns.first_event
-            and cohorts.return_event = returns.return_event
-            and cohorts.cohort_grain = returns.cohort_grain
-            and cohorts.user_id = returns.user_id
-            and cohorts.cohort_start <= returns.period_start
-    group by
-        cohorts.first_event, cohorts.return_event, cohorts.cohort_grain, cohorts.cohort_start, returns.period_start
+    -- one row per user, pair, grain and period (see the model): counting them is the report
+    select * from {{ ref('int_reports__user_cohort_periods') }}
+    where first_event is not null
 
 ),
 
@@ -124,14 +37,30 @@ cohort_sizes as (
         cohort_grain,
         cohort_start,
         count(*) as cohort_users
-    from cohorts
+    from cohort_periods
+    where period_start = cohort_start
     group by first_event, return_event, cohort_grain, cohort_start
+
+),
+
+retained as (
+
+    select
+        first_event,
+        return_event,
+        cohort_grain,
+        cohort_start,
+        period_start,
+        count(*) as retained_users
+    from cohort_periods
+    where is_retained
+    group by first_event, return_event, cohort_grain, cohort_start, period_start
 
 ),
 
 days as (
 
-    {{ report_spine('(select min(first_date) from first_days)', '(select evaluated_at from as_of)') }}
+    {{ report_spine('(select min(cohort_start) from cohort_sizes)', '(select evaluated_at from as_of)') }}
 
 ),
 
