@@ -9,33 +9,36 @@
 -- clicked; a click implies a view (viewed_at is never later than clicked_at).
 --
 -- Incremental by campaign and user: a pair's messages depend only on that pair's notification events
--- (int_campaigns__notification_events) and sync_log sends, so a run recomputes the pairs that gained an
--- event (loaded since the watermark, or visible since the as-of instant moved forward) or a sync_log send
--- (logged since the latest one held, minus the lookback), and every pair on a rerun of an earlier day.
--- Only an event without an identity can move to another user, when its device's identity history changed
--- (incremental_scope's changed_devices): then the pairs of its campaign and every user who owns or owned
--- records on the device are recomputed. A recomputed pair left with no message gets a placeholder row
--- (null message_number) so that delete+insert removes its old rows; a post-hook deletes the placeholders.
--- The channel is not stored here but joined in fct_campaign_messages, so a campaign edit needs no
--- recompute. tests/test_incremental.py holds it equal to a full refresh.
--- The incremental filter reads these too (macros/incremental_scope.sql):
--- depends_on: {{ ref('stg_clevertap__events') }}
--- depends_on: {{ ref('stg_clevertap__profiles') }}
--- depends_on: {{ ref('int_identity__device_switches') }}
--- depends_on: {{ ref('int_identity__device_owners') }}
+-- (int_campaigns__notification_events) and sync_log sends, so a run recomputes the pairs that
+--   gained an event: loaded since the watermark, or visible since the as-of instant moved forward;
+--   lost one: a rerun of an earlier day deleted the events after it (the pair's last_event_at is later);
+--   gained a sync_log send: logged since the latest one held, minus the lookback (sends are never deleted);
+--   have or had an event without an identity: only such an event can move to another user (an event with
+--   an identity belongs to it), so these pairs, before and after, are recomputed on every run, which also
+--   covers a rerun that takes back the login an anonymous event was adopted by.
+-- A recomputed pair left with no message gets a placeholder row (null message_number) so that delete+insert
+-- removes its old rows; a post-hook deletes the placeholders. The channel is not stored here but joined in
+-- fct_campaign_messages, so a campaign edit needs no recompute. tests/test_incremental.py holds it equal to
+-- a full refresh.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['campaign_id', 'user_id'],
     post_hook="delete from {{ this }} where message_number is null",
 ) }}
-{#- the latest CleverTap event time a row holds: a click is never before its view, nor a view before its send -#}
-{%- set record_at = "case when message_source = 'clevertap' then coalesce(clicked_at, viewed_at, sent_at) end" %}
 
 with
 
 {% if is_incremental() %}
-{{ incremental_scope(record_at) }}
+    {%- set constants = incremental_watermark('last_event_at') %}
+    {#- sync_log is appended with the senders' clock: its watermark is the latest send held, minus the lookback #}
+    {%- set logged_since = incremental_constant(
+        "(select " ~ dbt.dateadd(
+            'hour',
+            -1 * var('rekindle_incremental_lookback_hours'),
+            "coalesce(max(attempted_at), cast('1900-01-01' as timestamp))",
+        ) ~ " from " ~ this ~ " where message_source = 'rekindle_sync')"
+    ) %}
 {% endif %}
 
 notification_events as (
@@ -66,61 +69,28 @@ sync_sends as (
 ),
 
 {% if is_incremental() %}
-{%- set constants = incremental_watermark(record_at) %}
-{#- sync_log is appended with the senders' clock: its watermark is the latest send held, minus the lookback -#}
-{%- set logged_since = incremental_constant(
-    "(select " ~ dbt.dateadd(
-        'hour',
-        -1 * var('rekindle_incremental_lookback_hours'),
-        "coalesce(max(attempted_at), cast('1900-01-01' as timestamp))",
-    ) ~ " from " ~ this ~ " where message_source = 'rekindle_sync')"
-) %}
 touched_pairs as (
 
-    -- events loaded since the watermark or visible since the as-of instant moved forward
     select
         campaign_id,
         user_id
     from notification_events
-    where loaded_at > {{ constants.loaded_since }} or event_at > {{ constants.record_since }}
+    where
+        loaded_at > {{ constants.loaded_since }}
+        or event_at > {{ constants.record_since }}
+        or resolved_by <> 'identity'
     union
-    -- events without an identity on a device whose identity history changed: every user they may have
-    -- moved from or to owns or owned records there (macros/incremental_reresolved_users.sql)
     select
-        anonymous_events.campaign_id,
-        device_owners.user_id
-    from notification_events as anonymous_events
-    inner join ({{ reresolved_device_owners() }}) as device_owners
-        on anonymous_events.device_id = device_owners.device_id
-    where anonymous_events.resolved_by <> 'identity'
+        campaign_id,
+        user_id
+    from {{ this }}
+    where has_unidentified_events or last_event_at > {{ rekindle_as_of() }}
     union
     select
         campaign_id,
         user_id
     from sync_sends
     where logged_at > {{ logged_since }}
-    union
-    -- a rerun of an earlier day: every pair, including those that no longer have a message
-    select
-        pairs.campaign_id,
-        pairs.user_id
-    from (
-        select
-            campaign_id,
-            user_id
-        from {{ this }}
-        union all
-        select
-            campaign_id,
-            user_id
-        from notification_events
-        union all
-        select
-            campaign_id,
-            user_id
-        from sync_sends
-    ) as pairs
-    where (select watermark.as_of_moved_back from watermark)
 
 ),
 {% endif %}
@@ -130,6 +100,7 @@ pair_events as (
     select
         campaign_id,
         user_id,
+        resolved_by,
         event_name,
         event_at,
         loaded_at
@@ -193,13 +164,16 @@ interactions as (
 
 ),
 
--- the watermark of a pair's rows: the latest load of its events (the pair is computed from all of them)
-pair_loads as (
+-- the watermarks of a pair's rows (the pair is computed from all its events): their latest load and time,
+-- and whether one of them may move to another user
+pair_watermarks as (
 
     select
         campaign_id,
         user_id,
-        max(loaded_at) as loaded_at
+        max(loaded_at) as loaded_at,
+        max(event_at) as last_event_at,
+        max(case when resolved_by <> 'identity' then 1 else 0 end) = 1 as has_unidentified_events
     from pair_events
     group by campaign_id, user_id
 
@@ -318,15 +292,17 @@ final as (
             else coalesce(interactions_by_message.first_viewed_at, interactions_by_message.clicked_at)
         end as viewed_at,
         interactions_by_message.clicked_at,
-        pair_loads.loaded_at
+        pair_watermarks.loaded_at,
+        pair_watermarks.last_event_at,
+        coalesce(pair_watermarks.has_unidentified_events, false) as has_unidentified_events
     from messages
     left join interactions_by_message
         on
             messages.campaign_id = interactions_by_message.campaign_id
             and messages.user_id = interactions_by_message.user_id
             and messages.message_number = interactions_by_message.message_number
-    left join pair_loads
-        on messages.campaign_id = pair_loads.campaign_id and messages.user_id = pair_loads.user_id
+    left join pair_watermarks
+        on messages.campaign_id = pair_watermarks.campaign_id and messages.user_id = pair_watermarks.user_id
 
 )
 
@@ -348,7 +324,9 @@ select * from final
         null as delivered_at,
         null as viewed_at,
         null as clicked_at,
-        null as loaded_at
+        null as loaded_at,
+        null as last_event_at,
+        null as has_unidentified_events
     from touched_pairs
     where not exists (
         select 1
