@@ -316,7 +316,16 @@ def test_sync_log_sends_become_messages_and_an_early_as_of_qualifies_nobody(demo
             """
         )
     as_of = datetime.combine(first_start, datetime.min.time())
-    run_dbt(copy, "run", "--select", "campaign_exposures", "fct_campaign_messages", as_of=as_of, tmp=tmp_path)
+    run_dbt(
+        copy,
+        "run",
+        "--select",
+        "campaign_exposures",
+        "int_campaigns__messages",
+        "fct_campaign_messages",
+        as_of=as_of,
+        tmp=tmp_path,
+    )
     assert rows(copy, "select count(*) as n from campaign_exposures")[0]["n"] == 0
     synced = rows(
         copy,

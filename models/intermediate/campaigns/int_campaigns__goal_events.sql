@@ -3,6 +3,10 @@
 -- it ran could still convert in (ends_at plus the longer of its two windows). One row per campaign and
 -- event: an event can be the goal of several campaigns. The whole range is re-read on every build, so an
 -- event loaded late (old event time, new load) is attributed like one that came on time.
+-- A table, not a view: the attribution and the lift both read it, and each read of the view scanned
+-- fct_events again (at 10 million events about 0.4-0.5 s of CPU each, against 0.1 s for the table).
+{{ config(materialized='table') }}
+
 with
 
 campaigns as (
