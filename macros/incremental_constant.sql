@@ -7,12 +7,31 @@
     is, which means the same. The value goes through text (timestamps keep their microseconds on DuckDB
     and Postgres alike); the expression must not be null. -#}
 {% macro incremental_constant(expression, type='timestamp') %}
+    {{ return(incremental_constants({'value': [expression, type]}).value) }}
+{% endmacro %}
+
+{#- Several such constants in one query: `named` maps each name to [expression, type]; returns the same
+    names mapped to their constants (or to the expressions, at parse time and in unit tests). -#}
+{% macro incremental_constants(named) %}
     {%- if not execute or model.resource_type == 'unit_test' -%}
-        {{ return(expression) }}
+        {%- set expressions = {} -%}
+        {%- for name, expression_and_type in named.items() -%}
+            {%- do expressions.update({name: expression_and_type[0]}) -%}
+        {%- endfor -%}
+        {{ return(expressions) }}
     {%- endif -%}
-    {%- set value = run_query('select ' ~ dbt.cast(expression, dbt.type_string())).columns[0].values()[0] -%}
-    {%- if value is none -%}
-        {{ exceptions.raise_compiler_error('incremental_constant: null from ' ~ expression) }}
-    {%- endif -%}
-    {{ return("cast('" ~ value ~ "' as " ~ type ~ ")") }}
+    {%- set names = named.keys() | list -%}
+    {%- set selects = [] -%}
+    {%- for name in names -%}
+        {%- do selects.append(dbt.cast(named[name][0], dbt.type_string()) ~ ' as ' ~ name) -%}
+    {%- endfor -%}
+    {%- set row = run_query('select ' ~ selects | join(', ')).rows[0] -%}
+    {%- set constants = {} -%}
+    {%- for name in names -%}
+        {%- if row[loop.index0] is none -%}
+            {{ exceptions.raise_compiler_error('incremental_constant: null from ' ~ named[name][0]) }}
+        {%- endif -%}
+        {%- do constants.update({name: "cast('" ~ row[loop.index0] ~ "' as " ~ named[name][1] ~ ")"}) -%}
+    {%- endfor -%}
+    {{ return(constants) }}
 {% endmacro %}

@@ -6,6 +6,11 @@
     while dbt runs (a part of a load seen, the rest committed later under the same or an earlier
     loaded_at); rows inside it are processed again, which changes nothing but costs time. -#}
 {% macro incremental_loaded_since(loaded_at_column='loaded_at') %}
+    {{- return(incremental_constant(incremental_loaded_since_expression(loaded_at_column))) -}}
+{% endmacro %}
+
+{#- The same watermark as a scalar subquery (for incremental_watermark, which reads it with its others). -#}
+{% macro incremental_loaded_since_expression(loaded_at_column='loaded_at') %}
     {%- set subquery -%}
     (
         select
@@ -17,5 +22,5 @@
         from {{ this }}
     )
     {%- endset -%}
-    {{- incremental_constant(subquery) -}}
+    {{- return(subquery) -}}
 {% endmacro %}
