@@ -3,6 +3,12 @@
 --   seen within active_days:  new (first seen within new_days), resurrected (back after a silence of at
 --                             least churned_days), else active
 --   seen within at_risk_days: at_risk;   within churned_days: dormant;   longer ago: churned
+--
+-- A view, unlike the other marts: every row changes with the as-of instant, so a table would be rewritten in
+-- full on every run (about 0.4 s of an incremental build at 10 million events, mostly writing 320k rows) for
+-- a few date differences over int_users__session_activity that dim_users, its one reader, computes as fast.
+{{ config(materialized='view') }}
+
 with
 
 as_of as (
