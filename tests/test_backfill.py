@@ -49,6 +49,8 @@ IGNORED = {
     "*": {"loaded_at", "conversion_loaded_at"},
     # the same clock: when the login behind a device switch was loaded (the incremental identity scope reads it)
     "int_identity__device_switches": {"login_loaded_at"},
+    # the same clock: the later of a record's load and its device's latest switch load (incremental scope)
+    "int_identity__record_users": {"resolved_loaded_at"},
     # the interval whose run loaded the file: A's run of that day, B's first run for every file
     "load_manifest": {"interval_start", "interval_end"},
     # when the gate ran, by the clock
