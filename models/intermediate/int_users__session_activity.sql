@@ -17,6 +17,8 @@
 -- The incremental filter reads these too (macros/incremental_scope.sql):
 -- depends_on: {{ ref('int_identity__device_switches') }}
 -- depends_on: {{ ref('int_identity__device_owners') }}
+-- rekindle_as_of() reads the latest event when no as-of instant is given (dbt docs, ad-hoc runs):
+-- depends_on: {{ ref('stg_clevertap__events') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

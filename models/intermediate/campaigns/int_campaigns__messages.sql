@@ -20,6 +20,8 @@
 -- removes its old rows; a post-hook deletes the placeholders. The channel is not stored here but joined in
 -- fct_campaign_messages, so a campaign edit needs no recompute. tests/test_incremental.py holds it equal to
 -- a full refresh.
+-- rekindle_as_of() reads the latest event when no as-of instant is given (dbt docs, ad-hoc runs):
+-- depends_on: {{ ref('stg_clevertap__events') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

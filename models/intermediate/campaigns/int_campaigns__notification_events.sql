@@ -11,6 +11,8 @@
 -- looking for the devices whose identity history changed, which would scan every event's device. Each
 -- case is a branch of its own so that DuckDB skips row groups by their min/max (incremental_constant).
 -- tests/test_incremental.py holds it equal to a full refresh.
+-- rekindle_as_of() reads the latest event when no as-of instant is given (dbt docs, ad-hoc runs):
+-- depends_on: {{ ref('stg_clevertap__events') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
