@@ -23,81 +23,36 @@
     {%- set constants = incremental_watermark('event_at') %}
 {%- endif %}
 
+{%- set branches = [
+    'events.loaded_at > ' ~ constants.loaded_since,
+    'events.event_at > ' ~ constants.record_since,
+    "events.resolved_by <> 'identity'",
+] if is_incremental() else ['true'] %}
+
+-- every notification event; in an incremental run those loaded since the watermark, those made visible since
+-- and those without an identity, each a query of its own so that DuckDB skips row groups by their min/max
+-- (incremental_constant), an event in two of them one row
 with
-
--- every notification event, or in an incremental run those loaded since the watermark; the other cases
--- are queries of their own so that DuckDB skips row groups by their min/max (incremental_constant)
-notification_events as (
-
-    select
-        events.event_key,
-        events.campaign_id,
-        events.user_id,
-        events.device_id,
-        events.resolved_by,
-        events.event_name,
-        events.event_at,
-        events.loaded_at
-    from {{ ref('fct_events') }} as events
-    where
-        events.event_name in ('Notification Sent', 'Notification Viewed', 'Notification Clicked')
-        and events.campaign_id is not null
-    {% if is_incremental() %}
-        and events.loaded_at > {{ constants.loaded_since }}
-    {% endif %}
-
-),
-
-{% if is_incremental() %}
-made_visible as (
-
-    select
-        events.event_key,
-        events.campaign_id,
-        events.user_id,
-        events.device_id,
-        events.resolved_by,
-        events.event_name,
-        events.event_at,
-        events.loaded_at
-    from {{ ref('fct_events') }} as events
-    where
-        events.event_name in ('Notification Sent', 'Notification Viewed', 'Notification Clicked')
-        and events.campaign_id is not null
-        and events.event_at > {{ constants.record_since }}
-
-),
-
-without_identity as (
-
-    select
-        events.event_key,
-        events.campaign_id,
-        events.user_id,
-        events.device_id,
-        events.resolved_by,
-        events.event_name,
-        events.event_at,
-        events.loaded_at
-    from {{ ref('fct_events') }} as events
-    where
-        events.event_name in ('Notification Sent', 'Notification Viewed', 'Notification Clicked')
-        and events.campaign_id is not null
-        and events.resolved_by <> 'identity'
-
-),
-{% endif %}
 
 final as (
 
-    select * from notification_events
-    {% if is_incremental() %}
-        -- an event in two of them is one row
-        union
-        select * from made_visible
-        union
-        select * from without_identity
-    {% endif %}
+    {%- for branch in branches %}
+        select
+            events.event_key,
+            events.campaign_id,
+            events.user_id,
+            events.device_id,
+            events.resolved_by,
+            events.event_name,
+            events.event_at,
+            events.loaded_at
+        from {{ ref('fct_events') }} as events
+        where
+            events.event_name in ('Notification Sent', 'Notification Viewed', 'Notification Clicked')
+            and events.campaign_id is not null
+            and {{ branch }}
+        {{ 'union' if not loop.last }}
+    {%- endfor %}
 
 )
 
