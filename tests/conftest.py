@@ -47,10 +47,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def run_dbt(
-    warehouse: Path | None, *args: str, as_of: datetime | None = SMALL_AS_OF, tmp: Path, env: dict | None = None
+    warehouse: Path | None,
+    *args: str,
+    as_of: datetime | None = SMALL_AS_OF,
+    tmp: Path,
+    env: dict | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run the real dbt CLI against a DuckDB file (or, with env, another target); fail the test with dbt's
-    output when it fails."""
+    output when it fails (check=False hands a failed run back instead)."""
     env = {
         **os.environ,
         "REKINDLE_WAREHOUSE": str(warehouse),
@@ -64,7 +69,7 @@ def run_dbt(
     if as_of is not None:
         env["REKINDLE_AS_OF"] = as_of.isoformat()  # as the DAG hands it over (macros/rekindle_as_of.sql)
     done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert done.returncode == 0 or not check, done.stdout[-4000:] + done.stderr[-2000:]
     return done
 
 

@@ -1,8 +1,8 @@
-{#- The body of the segment_view and segment_table materializations on DuckDB: the model replaced by one
+{#- The body of Rekindle's DuckDB materializations (macros/materialization_*.sql): the model replaced by one
     atomic `create or replace <type>` (with its pre- and post-hooks and its persisted docs). A relation of
     the other type under the same name (an older Rekindle, or a hand-made one) is dropped first: DuckDB
     cannot replace a table by a view or a view by a table. -#}
-{% macro segment_replace(relation_type) %}
+{% macro create_or_replace(relation_type) %}
     {%- set target_relation = this.incorporate(type=relation_type) -%}
     {%- set existing = load_cached_relation(this) -%}
 

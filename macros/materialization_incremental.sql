@@ -1,0 +1,77 @@
+{#- Rekindle's incremental materialization on DuckDB: a run is one statement that builds the new rows in a
+    temporary table, checks its columns against the target's, deletes the rows they replace and inserts
+    them, then the docs and the commit. dbt-duckdb's own materialization does the same work in about twelve
+    statements (temporary relation, two column-type expansions, a schema comparison, a column lookup for the
+    insert, the strategy, the drop), and at 10M events dbt's Python around each statement cost more than
+    the smaller models' SQL (DECISIONS.md, "One statement per incremental run"). A first build, a full
+    refresh or a view in the way is replaced by one `create or replace table` (macros/create_or_replace.sql).
+    It covers what the project uses: SQL models, `delete+insert` or `append`, on_schema_change `fail` or
+    `ignore`; anything else stops with an error that says so. Other engines keep dbt's own. -#}
+{% materialization incremental, adapter='duckdb' %}
+    {%- set strategy = config.get('incremental_strategy') or ('delete+insert' if config.get('unique_key') else 'append') -%}
+    {%- set on_schema_change = config.get('on_schema_change') or 'ignore' -%}
+    {%- set predicates = config.get('predicates') or config.get('incremental_predicates') or [] -%}
+    {%- set unsupported = [] -%}
+    {%- if model.language != 'sql' -%}{% do unsupported.append(model.language ~ ' models') %}{%- endif -%}
+    {%- if strategy not in ('delete+insert', 'append') -%}{% do unsupported.append("incremental_strategy '" ~ strategy ~ "'") %}{%- endif -%}
+    {%- if on_schema_change not in ('fail', 'ignore') -%}{% do unsupported.append("on_schema_change '" ~ on_schema_change ~ "'") %}{%- endif -%}
+    {%- if config.get('contract').enforced -%}{% do unsupported.append('enforced contracts') %}{%- endif -%}
+    {%- if unsupported -%}
+        {{ exceptions.raise_compiler_error(
+            model.name ~ ": Rekindle's DuckDB incremental materialization (macros/materialization_incremental.sql)"
+            ~ " does not support " ~ unsupported | join(', ')
+            ~ "; it supports SQL models with incremental_strategy delete+insert or append and on_schema_change"
+            ~ " fail or ignore"
+        ) }}
+    {%- endif -%}
+
+    {%- set existing = load_cached_relation(this) -%}
+    {%- if existing is none or existing.is_view or should_full_refresh() -%}
+        {{ return(create_or_replace('table')) }}
+    {%- endif -%}
+
+    {%- set target = this.incorporate(type='table') -%}
+    {%- set new_rows = adapter.quote(this.identifier ~ '__dbt_new_rows') -%}
+    {%- set unique_key = config.get('unique_key') if strategy == 'delete+insert' else none -%}
+    {%- set keys = ([unique_key] if unique_key is string else unique_key) if unique_key else [] -%}
+    {%- if on_schema_change == 'ignore' -%}
+        {#- dbt's `ignore`: insert the target's columns only, whatever else the model now selects -#}
+        {%- set insert_columns = get_quoted_csv(adapter.get_columns_in_relation(existing) | map(attribute='name')) -%}
+    {%- endif -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {% call statement('main') -%}
+        create or replace temporary table {{ new_rows }} as (
+            {{ sql }}
+        );
+        {%- if on_schema_change == 'fail' %}
+        {{ incremental_columns_check(new_rows, target) }};
+        {%- endif %}
+        {%- if keys %}
+        delete from {{ target }} as dbt_target
+        where exists (
+            select 1 from {{ new_rows }} as dbt_new
+            where {% for key in keys %}dbt_new.{{ key }} = dbt_target.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+        )
+        {%- for predicate in predicates %}
+            and {{ predicate }}
+        {%- endfor %};
+        {%- endif %}
+        {%- if on_schema_change == 'ignore' %}
+        insert into {{ target }} ({{ insert_columns }}) select {{ insert_columns }} from {{ new_rows }};
+        {%- else %}
+        insert into {{ target }} by name select * from {{ new_rows }};
+        {%- endif %}
+        drop table {{ new_rows }}
+    {%- endcall %}
+
+    {% do apply_grants(target, config.get('grants'), should_revoke=false) %}
+    {% do persist_docs(target, model) %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target]}) }}
+{% endmaterialization %}
