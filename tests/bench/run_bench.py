@@ -9,7 +9,8 @@ segments (tests/bench/segments_bench.yml) against one bare scan-and-aggregate of
 
 The generator's output is split first: the last INCREMENT_SHARE of the events (the tail of the last day's
 file, as an hourly load would bring) is held back, the pipeline runs on the rest, and the held-back file is
-then loaded and built incrementally.
+then loaded and built incrementally, and built once more with nothing new: the floor every run pays (the
+marts that move with the as-of instant are rebuilt in full, and dbt has its own cost per model).
 
     python tests/bench/run_bench.py --users 20000 --days 30 [--no-airflow] [--no-postgres] [--generated DIR]
 """
@@ -206,6 +207,13 @@ def stage_dbt_incremental(run: Run) -> None:
     build_both_parts(run, "dbt_incremental")
 
 
+def stage_dbt_nothing_new(run: Run) -> None:
+    """Both dbt parts once more with nothing loaded since: what every run costs whatever it brings (the marts
+    rebuilt in full because they move with the as-of instant, the incremental models finding that nothing
+    changed, dbt's own work per model). An incremental run cannot cost less than this."""
+    build_both_parts(run, "dbt_nothing_new")
+
+
 def postgres_env(run: Run) -> dict[str, str]:
     return {"REKINDLE_TARGET": "postgres", "REKINDLE_PG_DATABASE": run.pg_database}
 
@@ -302,7 +310,11 @@ def stage_senders(run: Run) -> None:
 
 SENDER_STAGES = {"senders: sync 10^6 members to a local Meta server, then 1%": stage_senders}
 POSTGRES_STAGES = {"postgres: load_landing": stage_postgres_load, "postgres: dbt build": stage_postgres_dbt}
-INCREMENT_STAGES = {"load 1% more events": stage_load_increment, "dbt build, incremental": stage_dbt_incremental}
+INCREMENT_STAGES = {
+    "load 1% more events": stage_load_increment,
+    "dbt build, incremental": stage_dbt_incremental,
+    "dbt build, nothing new": stage_dbt_nothing_new,
+}
 SEGMENT_STAGES = {"bare scan-and-aggregate of fct_events": stage_bare_scan, "20 segments (dbt run)": stage_segments}
 ALL_STAGES = {**STAGES, **POSTGRES_STAGES, **INCREMENT_STAGES, **SEGMENT_STAGES, **SENDER_STAGES}
 
@@ -327,6 +339,15 @@ def model_times(run: Run, *stages: str) -> dict[str, float]:
         for r in part
         if r["unique_id"].startswith("model.")
     }
+
+
+def incremental_model_names(run: Run, stage: str) -> set[str]:
+    """The project's incremental models, from the manifest of a stage's dbt invocations (it lists every node,
+    whatever the invocation selected)."""
+    import json
+
+    nodes = json.loads((run.work / "target" / stage / "manifest.json").read_text())["nodes"].values()
+    return {n["name"] for n in nodes if n["resource_type"] == "model" and n["config"]["materialized"] == "incremental"}
 
 
 def model_seconds(run: Run, stage: str) -> float:
@@ -428,6 +449,18 @@ def report(run: Run, stages: list[Stage], extra: list[Stage], airflow: Stage | N
             f"incremental dbt build after {INCREMENT_SHARE:.0%} more events / full dbt build: "
             f"{wall:.2f}× wall (tests included), {models:.2f}× model time"
         )
+        # the floor: the same build with nothing new, and how much of each run the models rebuilt in full take
+        floor = model_seconds(run, "dbt_nothing_new")
+        incremental_names = incremental_model_names(run, "dbt_incremental")
+        for label, stage in (("after 1% more events", "dbt_incremental"), ("nothing new", "dbt_nothing_new")):
+            times = model_times(run, stage)
+            rebuilt = sum(t for name, t in times.items() if name not in incremental_names)
+            print(
+                f"  {label:<22} {sum(times.values()):7.1f} s of model time ({sum(times.values()) / full_models:.2f}×"
+                f" the full build): incremental models {sum(times.values()) - rebuilt:.1f} s,"
+                f" models rebuilt in full {rebuilt:.1f} s"
+            )
+        print(f"  floor, an incremental build with nothing new / full dbt build: {floor / full_models:.2f}× model time")
         # where an incremental run's time goes: the models that cost it most, beside their full build
         incremental, full_times = model_times(run, "dbt_incremental"), model_times(run, *DBT_PARTS)
         costliest = sorted(incremental, key=incremental.get, reverse=True)[:INCREMENTAL_MODELS_SHOWN]
