@@ -3,25 +3,26 @@
     them, then the docs and the commit. dbt-duckdb's own materialization does the same work in about twelve
     statements (temporary relation, two column-type expansions, a schema comparison, a column lookup for the
     insert, the strategy, the drop), and at 10M events dbt's Python around each statement cost more than
-    the smaller models' SQL (DECISIONS.md, "One statement per incremental run"). A first build, a full
+    the smaller models' SQL (DECISIONS.md, "Rekindle's own DuckDB materializations"). A first build, a full
     refresh or a view in the way is replaced by one `create or replace table` (macros/create_or_replace.sql).
-    It covers what the project uses: SQL models, `delete+insert` or `append`, on_schema_change `fail` or
-    `ignore`; anything else stops with an error that says so. Other engines keep dbt's own. -#}
+    It covers what the project uses: SQL models, `delete+insert` or `append`, on_schema_change `fail` (set for
+    every model in dbt_project.yml); anything else stops with an error that says so. Other engines keep dbt's
+    own. -#}
 {% materialization incremental, adapter='duckdb' %}
     {%- set strategy = config.get('incremental_strategy') or ('delete+insert' if config.get('unique_key') else 'append') -%}
-    {%- set on_schema_change = config.get('on_schema_change') or 'ignore' -%}
-    {%- set predicates = config.get('predicates') or config.get('incremental_predicates') or [] -%}
+    {%- set on_schema_change = config.get('on_schema_change') or 'ignore' -%}  {#- dbt's default -#}
     {%- set unsupported = [] -%}
     {%- if model.language != 'sql' -%}{% do unsupported.append(model.language ~ ' models') %}{%- endif -%}
     {%- if strategy not in ('delete+insert', 'append') -%}{% do unsupported.append("incremental_strategy '" ~ strategy ~ "'") %}{%- endif -%}
-    {%- if on_schema_change not in ('fail', 'ignore') -%}{% do unsupported.append("on_schema_change '" ~ on_schema_change ~ "'") %}{%- endif -%}
+    {%- if on_schema_change != 'fail' -%}{% do unsupported.append("on_schema_change '" ~ on_schema_change ~ "'") %}{%- endif -%}
     {%- if config.get('contract').enforced -%}{% do unsupported.append('enforced contracts') %}{%- endif -%}
+    {%- if config.get('predicates') or config.get('incremental_predicates') -%}{% do unsupported.append('incremental_predicates') %}{%- endif -%}
     {%- if unsupported -%}
         {{ exceptions.raise_compiler_error(
             model.name ~ ": Rekindle's DuckDB incremental materialization (macros/materialization_incremental.sql)"
             ~ " does not support " ~ unsupported | join(', ')
             ~ "; it supports SQL models with incremental_strategy delete+insert or append and on_schema_change"
-            ~ " fail or ignore"
+            ~ " fail"
         ) }}
     {%- endif -%}
 
@@ -34,10 +35,6 @@
     {%- set new_rows = adapter.quote(this.identifier ~ '__dbt_new_rows') -%}
     {%- set unique_key = config.get('unique_key') if strategy == 'delete+insert' else none -%}
     {%- set keys = ([unique_key] if unique_key is string else unique_key) if unique_key else [] -%}
-    {%- if on_schema_change == 'ignore' -%}
-        {#- dbt's `ignore`: insert the target's columns only, whatever else the model now selects -#}
-        {%- set insert_columns = get_quoted_csv(adapter.get_columns_in_relation(existing) | map(attribute='name')) -%}
-    {%- endif -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -46,28 +43,18 @@
         create or replace temporary table {{ new_rows }} as (
             {{ sql }}
         );
-        {%- if on_schema_change == 'fail' %}
         {{ incremental_columns_check(new_rows, target) }};
-        {%- endif %}
         {%- if keys %}
         delete from {{ target }} as dbt_target
         where exists (
             select 1 from {{ new_rows }} as dbt_new
             where {% for key in keys %}dbt_new.{{ key }} = dbt_target.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
-        )
-        {%- for predicate in predicates %}
-            and {{ predicate }}
-        {%- endfor %};
+        );
         {%- endif %}
-        {%- if on_schema_change == 'ignore' %}
-        insert into {{ target }} ({{ insert_columns }}) select {{ insert_columns }} from {{ new_rows }};
-        {%- else %}
         insert into {{ target }} by name select * from {{ new_rows }};
-        {%- endif %}
         drop table {{ new_rows }}
     {%- endcall %}
 
-    {% do apply_grants(target, config.get('grants'), should_revoke=false) %}
     {% do persist_docs(target, model) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
