@@ -36,10 +36,7 @@
     {%- set unique_key = config.get('unique_key') if strategy == 'delete+insert' else none -%}
     {%- set keys = ([unique_key] if unique_key is string else unique_key) if unique_key else [] -%}
 
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
-
-    {% call statement('main') -%}
+    {%- set main_sql -%}
         create or replace temporary table {{ new_rows }} as (
             {{ sql }}
         );
@@ -53,12 +50,6 @@
         {%- endif %}
         insert into {{ target }} by name select * from {{ new_rows }};
         drop table {{ new_rows }}
-    {%- endcall %}
-
-    {% do persist_docs(target, model) %}
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {{ adapter.commit() }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-
-    {{ return({'relations': [target]}) }}
+    {%- endset -%}
+    {{ return(materialize_in_one_statement(target, main_sql)) }}
 {% endmaterialization %}
